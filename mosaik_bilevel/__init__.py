@@ -1,0 +1,1 @@
+"""mosaik_bilevel: bilevel coordination of LV energy communities and the MV network."""

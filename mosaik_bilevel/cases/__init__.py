@@ -1,0 +1,1 @@
+"""Built-in cases: ``paper``, ``tiny`` and a seeded random generator of small cases."""

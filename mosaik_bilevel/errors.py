@@ -1,0 +1,37 @@
+"""Errors raised by mosaik_bilevel, each naming where the problem is."""
+
+from __future__ import annotations
+
+
+class MosaikBilevelError(Exception):
+    """Base class of the package's errors."""
+
+
+class CaseError(MosaikBilevelError, ValueError):
+    """Bad case data: names the file, the field and the reason.
+
+    Parameters
+    ----------
+    source
+        The file (or built-in case and table) the value came from.
+    field
+        The field, column or table at fault, with the row where it helps.
+    reason
+        Why the value is rejected.
+    """
+
+    def __init__(self, source: str, field: str, reason: str):
+        self.source, self.field, self.reason = str(source), str(field), str(reason)
+        super().__init__(f"{self.source}: {self.field}: {self.reason}")
+
+
+class ModelError(MosaikBilevelError):
+    """A model cannot be formulated as asked (e.g. a data combination with no solution)."""
+
+
+class BigMError(MosaikBilevelError):
+    """The dual big-M values could not be verified after the allowed enlargements."""
+
+
+class CertificateError(MosaikBilevelError):
+    """A single-level solution failed the follower-optimality certificate."""

@@ -1,0 +1,236 @@
+"""Solving a :class:`~mosaik_bilevel.linear.LinearModel` with HiGHS through highspy's arrays.
+
+The model is handed over once (``passModel`` with the sparse arrays); a later model with the
+same structure (a following day, an updated iterate) is pushed as changed bounds, costs and
+coefficients only, so HiGHS keeps its model. Outcomes that are not optimal (infeasible, time
+limit, ...) come back as a :class:`SolverResult` with a status, never as an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from .linear import LinearModel, ModelArrays
+
+
+class SolveStatus(enum.Enum):
+    """Outcome of one solve."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    TIME_LIMIT = "time_limit"
+    ERROR = "error"
+
+    @property
+    def ok(self) -> bool:
+        return self is SolveStatus.OPTIMAL
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options passed to HiGHS (``threads`` is fixed once per process by HiGHS itself)."""
+
+    mip_rel_gap: float = 1e-4
+    time_limit_s: float = float("inf")
+    threads: int | None = None
+    presolve: bool = True
+    primal_feasibility_tolerance: float = 1e-8
+    dual_feasibility_tolerance: float = 1e-8
+    mip_feasibility_tolerance: float = 1e-7
+    log: bool = False
+
+    def apply(self, h: highspy.Highs) -> None:
+        h.setOptionValue("output_flag", bool(self.log))
+        h.setOptionValue("mip_rel_gap", float(self.mip_rel_gap))
+        if np.isfinite(self.time_limit_s):
+            h.setOptionValue("time_limit", float(self.time_limit_s))
+        if self.threads is not None:
+            h.setOptionValue("threads", int(self.threads))
+        h.setOptionValue("presolve", "on" if self.presolve else "off")
+        h.setOptionValue("primal_feasibility_tolerance", self.primal_feasibility_tolerance)
+        h.setOptionValue("dual_feasibility_tolerance", self.dual_feasibility_tolerance)
+        h.setOptionValue("mip_feasibility_tolerance", self.mip_feasibility_tolerance)
+
+
+@dataclass
+class SolverResult:
+    """Values and statistics of one solve."""
+
+    status: SolveStatus
+    message: str
+    objective: float = float("nan")
+    x: np.ndarray | None = None
+    row_duals: np.ndarray | None = None
+    col_duals: np.ndarray | None = None
+    mip_gap: float = float("nan")
+    dual_bound: float = float("nan")
+    solve_time_s: float = 0.0
+    nodes: int = 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def has_solution(self) -> bool:
+        return self.x is not None
+
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kIterationLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kSolutionLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kInterrupt: SolveStatus.TIME_LIMIT,
+}
+
+
+class HighsSolver:
+    """A persistent HiGHS instance holding one model.
+
+    Parameters
+    ----------
+    options
+        Solver options; applied at construction and after every :meth:`load`.
+    """
+
+    def __init__(self, options: SolverOptions | None = None):
+        self.options = options or SolverOptions()
+        self._h = highspy.Highs()
+        self._h.silent()
+        self.options.apply(self._h)
+        self._arrays: ModelArrays | None = None
+        self._is_mip = False
+        self.handover_time_s = 0.0
+
+    @property
+    def highs(self) -> highspy.Highs:
+        return self._h
+
+    # -- model hand-over -------------------------------------------------------------------
+    def load(self, model: LinearModel | ModelArrays) -> float:
+        """Hand a model to HiGHS, replacing the one it holds; returns the seconds it took."""
+        a = model.arrays if isinstance(model, LinearModel) else model
+        t0 = time.perf_counter()
+        m = a.matrix
+        integrality = a.integer.astype(np.int32)
+        self._h.clearModel()
+        self._h.passModel(
+            int(m.shape[1]), int(m.shape[0]), int(m.nnz),
+            int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
+            float(a.offset),
+            np.ascontiguousarray(a.cost, dtype=np.float64),
+            np.ascontiguousarray(a.col_lower, dtype=np.float64),
+            np.ascontiguousarray(a.col_upper, dtype=np.float64),
+            np.ascontiguousarray(a.row_lower, dtype=np.float64),
+            np.ascontiguousarray(a.row_upper, dtype=np.float64),
+            np.ascontiguousarray(m.indptr, dtype=np.int32),
+            np.ascontiguousarray(m.indices, dtype=np.int32),
+            np.ascontiguousarray(m.data, dtype=np.float64),
+            integrality,
+        )
+        self._arrays = a
+        self._is_mip = bool(a.integer.any())
+        self.handover_time_s = time.perf_counter() - t0
+        return self.handover_time_s
+
+    def update(self, model: LinearModel | ModelArrays) -> float:
+        """Push a model of the same structure as changes; reload when the structure differs.
+
+        Returns the seconds the hand-over took.
+        """
+        a = model.arrays if isinstance(model, LinearModel) else model
+        old = self._arrays
+        if old is None or not old.same_structure(a):
+            return self.load(a)
+        t0 = time.perf_counter()
+        h = self._h
+        changed = np.flatnonzero(
+            (old.col_lower != a.col_lower) | (old.col_upper != a.col_upper))
+        if changed.size:
+            h.changeColsBounds(changed.size, changed.astype(np.int32),
+                               a.col_lower[changed], a.col_upper[changed])
+        changed = np.flatnonzero(old.cost != a.cost)
+        if changed.size:
+            h.changeColsCost(changed.size, changed.astype(np.int32), a.cost[changed])
+        changed = np.flatnonzero(
+            (old.row_lower != a.row_lower) | (old.row_upper != a.row_upper))
+        if changed.size:
+            h.changeRowsBounds(changed.size, changed.astype(np.int32),
+                               a.row_lower[changed], a.row_upper[changed])
+        if a.offset != old.offset:
+            h.changeObjectiveOffset(a.offset)
+        diff = np.flatnonzero(old.matrix.data != a.matrix.data)
+        if diff.size:
+            cols = np.searchsorted(a.matrix.indptr, diff, side="right") - 1
+            rows = a.matrix.indices[diff]
+            for r, c, v in zip(rows.tolist(), cols.tolist(), a.matrix.data[diff].tolist(),
+                               strict=True):
+                h.changeCoeff(r, c, v)
+        self._arrays = a
+        self.handover_time_s = time.perf_counter() - t0
+        return self.handover_time_s
+
+    def set_integrality(self, integer: np.ndarray) -> None:
+        """Change which columns are integer (e.g. to solve a relaxation)."""
+        idx = np.arange(integer.size, dtype=np.int32)
+        self._h.changeColsIntegrality(idx.size, idx, integer.astype(np.uint8))
+        self._is_mip = bool(integer.any())
+
+    def set_col_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Change some column bounds of the loaded model only (not of the stored arrays)."""
+        cols = np.asarray(cols, dtype=np.int32)
+        self._h.changeColsBounds(cols.size, cols, np.asarray(lower, float),
+                                 np.asarray(upper, float))
+
+    def restore(self) -> None:
+        """Undo :meth:`set_integrality` and :meth:`set_col_bounds` changes."""
+        a = self._arrays
+        idx = np.arange(a.col_lower.size, dtype=np.int32)
+        self._h.changeColsBounds(idx.size, idx, a.col_lower, a.col_upper)
+        self.set_integrality(a.integer)
+
+    # -- solving ---------------------------------------------------------------------------
+    def solve(self, *, duals: bool = True) -> SolverResult:
+        """Solve the loaded model; LP duals are returned for continuous models."""
+        h = self._h
+        t0 = time.perf_counter()
+        h.run()
+        elapsed = time.perf_counter() - t0
+        ms = h.getModelStatus()
+        status = _STATUS.get(ms, SolveStatus.ERROR)
+        info = h.getInfo()
+        result = SolverResult(
+            status=status,
+            message=h.modelStatusToString(ms),
+            solve_time_s=elapsed,
+            nodes=int(getattr(info, "mip_node_count", 0) or 0),
+        )
+        is_mip = self._is_mip
+        has_primal = int(info.primal_solution_status) == 2  # kSolutionStatusFeasible
+        if has_primal:
+            sol = h.getSolution()
+            result.x = np.asarray(sol.col_value, dtype=float)
+            result.objective = float(info.objective_function_value)
+            if not is_mip and duals and sol.dual_valid:
+                result.row_duals = np.asarray(sol.row_dual, dtype=float)
+                result.col_duals = np.asarray(sol.col_dual, dtype=float)
+        if is_mip:
+            result.mip_gap = float(info.mip_gap)
+            result.dual_bound = float(info.mip_dual_bound)
+        else:
+            result.mip_gap = 0.0 if status.ok else float("nan")
+        return result
+
+
+def solve_model(model: LinearModel, options: SolverOptions | None = None) -> SolverResult:
+    """Load and solve a model once."""
+    solver = HighsSolver(options)
+    solver.load(model)
+    return solver.solve()

@@ -1,0 +1,1 @@
+"""Ready scenarios of mosaik_bilevel (installed as ``mosaik_bilevel.scenarios``)."""

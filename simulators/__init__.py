@@ -1,0 +1,1 @@
+"""mosaik simulators of mosaik_bilevel (installed as ``mosaik_bilevel.simulators``)."""
