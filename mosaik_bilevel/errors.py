@@ -34,4 +34,11 @@ class BigMError(MosaikBilevelError):
 
 
 class CertificateError(MosaikBilevelError):
-    """A single-level solution failed the follower-optimality certificate."""
+    """A single-level solution failed the follower-optimality certificate.
+
+    The rejected result (for diagnosis only) is in :attr:`result`.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result

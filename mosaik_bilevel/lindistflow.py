@@ -98,6 +98,64 @@ def polygon_normals(sides: int) -> np.ndarray:
     return np.column_stack([np.cos(angles), np.sin(angles)])
 
 
+def polygon_p_bounds(s_max: np.ndarray, q: np.ndarray, sides: int):
+    """Bounds on P (elements × periods) that the polygon leaves when Q is data."""
+    normals = polygon_normals(sides)
+    apothem = np.cos(np.pi / sides)
+    s_max = np.asarray(s_max, dtype=float)[:, None]
+    lower = np.full(q.shape, -np.inf)
+    upper = np.full(q.shape, np.inf)
+    for cos_k, sin_k in normals:
+        if abs(cos_k) < 1e-12:
+            continue
+        with np.errstate(invalid="ignore"):
+            limit = np.where(np.isfinite(s_max), (s_max * apothem - sin_k * q) / cos_k,
+                             np.inf if cos_k > 0 else -np.inf)
+        if cos_k > 0:
+            upper = np.minimum(upper, limit)
+        else:
+            lower = np.maximum(lower, limit)
+    return lower, upper
+
+
+def add_polygon(
+    model: LinearModel,
+    name: str,
+    elements: pd.Index,
+    periods: pd.Index,
+    p_ids: np.ndarray,
+    q_ids: np.ndarray,
+    s_max: np.ndarray,
+    p_range: tuple[np.ndarray, np.ndarray],
+    q_range: tuple[np.ndarray, np.ndarray],
+    sides: int,
+) -> Constraints | None:
+    """Keep ``(P, Q)`` of each element inside its polygonal rating, side by side.
+
+    Sides that no point of the implied box ``p_range`` × ``q_range`` can reach are left out
+    (the box must not rest on these very sides). Elements with an infinite rating get none.
+    Returns the block (coordinates: element, side, period) or None when no side can bind.
+    """
+    normals = polygon_normals(sides)
+    apothem = np.cos(np.pi / sides)
+    s_max = np.asarray(s_max, dtype=float)
+    (p_lo, p_hi), (q_lo, q_hi) = p_range, q_range
+    nc, ns = normals[:, 0, None, None], normals[:, 1, None, None]
+    reach = np.maximum(nc * p_lo, nc * p_hi) + np.maximum(ns * q_lo, ns * q_hi)
+    limit = apothem * s_max[None, :, None]
+    can_bind = (reach > limit * (1 - 1e-9)).any(axis=2) & np.isfinite(s_max)[None, :]
+    side_k, element = np.nonzero(can_bind)
+    if not side_k.size:
+        return None
+    index = pd.MultiIndex.from_arrays([elements[element], side_k],
+                                      names=[elements.name or "element", "side"])
+    rows = model.add_constraints(name, (index, periods), "<=",
+                                 (apothem * s_max[element])[:, None])
+    model.add_terms(rows.ids, p_ids[element], normals[side_k, 0][:, None])
+    model.add_terms(rows.ids, q_ids[element], normals[side_k, 1][:, None])
+    return rows
+
+
 def add_lindistflow(
     model: LinearModel,
     network: RadialNetwork,
@@ -146,28 +204,14 @@ def add_lindistflow(
     else:
         q_fixed = None
         q_lo, q_hi = (mpath @ withdrawals.q_range_mvar[0], mpath @ withdrawals.q_range_mvar[1])
+    # (never intersected with the ratings: the polygon rows must not justify themselves)
     rated = s_max < NO_RATING_MVA
-    p_lo = np.where(rated[:, None], np.maximum(p_lo, -s_max[:, None]), p_lo)
-    p_hi = np.where(rated[:, None], np.minimum(p_hi, s_max[:, None]), p_hi)
-    if not reactive_fixed:
-        q_lo = np.where(rated[:, None], np.maximum(q_lo, -s_max[:, None]), q_lo)
-        q_hi = np.where(rated[:, None], np.minimum(q_hi, s_max[:, None]), q_hi)
 
-    normals = polygon_normals(polygon_sides)
-    apothem = np.cos(np.pi / polygon_sides)
     p_lower = np.full((nb, nt), -np.inf)
     p_upper = np.full((nb, nt), np.inf)
     if reactive_fixed:
-        # each polygon side bounds P given the (data) reactive flow
-        for cos_k, sin_k in normals:
-            if abs(cos_k) < 1e-12:
-                continue
-            limit = (s_max[:, None] * apothem - sin_k * q_fixed) / cos_k
-            limit = np.where(rated[:, None], limit, np.inf if cos_k > 0 else -np.inf)
-            if cos_k > 0:
-                p_upper = np.minimum(p_upper, limit)
-            else:
-                p_lower = np.maximum(p_lower, limit)
+        p_lower, p_upper = polygon_p_bounds(np.where(rated, s_max, np.inf), q_fixed,
+                                            polygon_sides)
         bad = p_lower > p_upper + 1e-12
         if bad.any():
             b, t = np.argwhere(bad)[0]
@@ -224,21 +268,10 @@ def add_lindistflow(
         model.add_terms(drop.ids, q_flow.ids, 2 * x[:, None])
 
     polygon = None
-    if not reactive_fixed and rated.any():
-        # keep the sides that some flow in the implied box could reach
-        reach = (np.maximum(normals[:, 0, None, None] * p_lo, normals[:, 0, None, None] * p_hi)
-                 + np.maximum(normals[:, 1, None, None] * q_lo,
-                              normals[:, 1, None, None] * q_hi))  # sides × branches × T
-        limit = apothem * s_max[None, :, None]
-        can_bind = (reach > limit * (1 - 1e-9)).any(axis=2) & rated[None, :]
-        side_k, branch_b = np.nonzero(can_bind)
-        if side_k.size:
-            sides = pd.MultiIndex.from_arrays(
-                [branch_index[branch_b], side_k], names=["to_bus", "side"])
-            polygon = model.add_constraints(f"{name}.polygon", (sides, periods), "<=",
-                                            (apothem * s_max[branch_b])[:, None])
-            model.add_terms(polygon.ids, p_flow.ids[branch_b], normals[side_k, 0][:, None])
-            model.add_terms(polygon.ids, q_flow.ids[branch_b], normals[side_k, 1][:, None])
+    if not reactive_fixed:
+        polygon = add_polygon(
+            model, f"{name}.polygon", branch_index, periods, p_flow.ids, q_flow.ids,
+            np.where(rated, s_max, np.inf), (p_lo, p_hi), (q_lo, q_hi), polygon_sides)
 
     return LinDistFlow(
         network=network, periods=periods, p_flow=p_flow, q_flow=q_flow,

@@ -81,12 +81,14 @@ class Constraints(Block):
 class LinearModel:
     """Variables, constraints and a linear objective (minimised), built block by block.
 
-    Columns may carry *implied* bounds: bounds that follow from the other constraints (for
-    example a branch flow bounded by the injections below it). They are not constraints; they
-    serve interval arithmetic (big-Ms, dropping rows that can never bind).
+    Columns may carry *implied* bounds: bounds that follow from the equality constraints and
+    the declared bounds of other columns (for example a branch flow bounded by the injections
+    below it), never from inequality rows. They are not constraints; they serve interval
+    arithmetic (big-Ms, dropping rows that can never bind), and because they never rest on an
+    inequality row, every row found redundant with them can be dropped at once.
     A *parameter* block is a block of columns fixed to given values; a parametric model
     (the follower, whose right-hand side moves with the leader's exchanges) marks the
-    leader's decisions that way.
+    leader's decisions that way, and their implied bounds give the range they can take.
     """
 
     name: str = "model"
@@ -137,10 +139,10 @@ class LinearModel:
         upper = np.broadcast_to(np.asarray(upper, dtype=float), shape).ravel()
         if np.any(lower > upper + 1e-12):
             raise ValueError(f"variable block {name!r}: a lower bound exceeds its upper bound")
-        il = lower if implied_lower is None else np.maximum(
-            lower, np.broadcast_to(np.asarray(implied_lower, dtype=float), shape).ravel())
-        iu = upper if implied_upper is None else np.minimum(
-            upper, np.broadcast_to(np.asarray(implied_upper, dtype=float), shape).ravel())
+        il = np.full(n, -INF) if implied_lower is None else np.broadcast_to(
+            np.asarray(implied_lower, dtype=float), shape).ravel()
+        iu = np.full(n, INF) if implied_upper is None else np.broadcast_to(
+            np.asarray(implied_upper, dtype=float), shape).ravel()
         self._part[name] = len(self._lower)
         self._lower.append(lower.copy())
         self._upper.append(upper.copy())
@@ -232,7 +234,6 @@ class LinearModel:
         """Set the values of a parameter block (its columns' bounds)."""
         if not block.parameter:
             raise ValueError(f"block {block.name!r} is not a parameter block")
-        values = np.broadcast_to(np.asarray(values, dtype=float), block.shape).ravel()
         self.set_bounds(block, values, values)
 
     def set_bounds(self, block: Variables, lower=None, upper=None) -> None:
@@ -281,6 +282,18 @@ class ModelArrays:
     parameter: np.ndarray
     implied_lower: np.ndarray
     implied_upper: np.ndarray
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds every feasible point satisfies: declared bounds within implied ones.
+
+        Parameter columns take their implied range (their declared bounds are the value of
+        the moment).
+        """
+        lo = np.maximum(self.col_lower, self.implied_lower)
+        hi = np.minimum(self.col_upper, self.implied_upper)
+        lo = np.where(self.parameter, self.implied_lower, lo)
+        hi = np.where(self.parameter, self.implied_upper, hi)
+        return lo, hi
 
     def same_structure(self, other: ModelArrays) -> bool:
         """True when both have the same sparsity pattern, integrality and infinite bounds."""
