@@ -64,13 +64,17 @@ class Community:
     transformer_s_mva: float | None = None
     vm_set_pu: float = 1.0
     source: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    def where(self, table: str) -> str:
+        """The file (or description) a table came from, for messages."""
+        return self.files.get(table) or f"{self.source or f'community {self.name}'}: {table}"
 
     def __post_init__(self):
-        src = self.source or f"community {self.name}"
-        self.members = validate_table(self.members, MEMBERS, f"{src}: members")
-        self.pv = validate_table(self.pv, ROOFTOP_PV, f"{src}: pv")
-        self.batteries = validate_table(self.batteries, BATTERIES, f"{src}: batteries")
-        self.shiftable = validate_table(self.shiftable, SHIFTABLE, f"{src}: shiftable")
+        self.members = validate_table(self.members, MEMBERS, self.where("members"))
+        self.pv = validate_table(self.pv, ROOFTOP_PV, self.where("pv"))
+        self.batteries = validate_table(self.batteries, BATTERIES, self.where("batteries"))
+        self.shiftable = validate_table(self.shiftable, SHIFTABLE, self.where("shiftable"))
         self.batteries["e_end_mwh"] = self.batteries["e_end_mwh"].fillna(
             self.batteries["e_init_mwh"])
         if self.pv_availability_pu is None:
@@ -135,11 +139,15 @@ class Case:
     horizon_h: float = 24.0
     notes: dict = field(default_factory=dict)
     source: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    def where(self, table: str) -> str:
+        """The file (or description) a table came from, for messages."""
+        return self.files.get(table) or f"{self.source or f'case {self.name}'}: {table}"
 
     def __post_init__(self):
-        src = self.source or f"case {self.name}"
-        self.generators = validate_table(self.generators, GENERATORS, f"{src}: generators")
-        self.pv_plants = validate_table(self.pv_plants, PV_PLANTS, f"{src}: pv_plants")
+        self.generators = validate_table(self.generators, GENERATORS, self.where("generators"))
+        self.pv_plants = validate_table(self.pv_plants, PV_PLANTS, self.where("pv_plants"))
 
     # -- time --------------------------------------------------------------------------------
     @property
@@ -202,34 +210,35 @@ class Case:
             raise CaseError(src, "substation.vm_set_pu", "must lie in [0.5, 1.5]")
 
         mv = self.mv_network
-        timeline = self._check_timeline(self.prices, f"{src}: prices")
+        timeline = self._check_timeline(self.prices, self.where("prices"))
         missing = [c for c in PRICE_NAMES if c not in self.prices.columns]
         if missing:
-            raise CaseError(f"{src}: prices", missing[0], "missing column")
+            raise CaseError(self.where("prices"), missing[0], "missing column")
         bad = self.prices["tariff_sell_per_mwh"] > self.prices["tariff_buy_per_mwh"] + 1e-12
         if bad.any():
-            raise CaseError(f"{src}: prices", "tariff_sell_per_mwh",
+            raise CaseError(self.where("prices"), "tariff_sell_per_mwh",
                             f"exceeds tariff_buy_per_mwh at {self.prices.index[bad][0]}")
-        self._check_buses(self.generators, mv, f"{src}: generators")
-        self._check_buses(self.pv_plants, mv, f"{src}: pv_plants")
+        self._check_buses(self.generators, mv, self.where("generators"))
+        self._check_buses(self.pv_plants, mv, self.where("pv_plants"))
         g = self.generators
         for lo, hi in (("p_min_mw", "p_max_mw"), ("q_min_mvar", "q_max_mvar")):
             bad = g[lo] > g[hi]
             if bad.any():
-                raise CaseError(f"{src}: generators", f"row {g.index[bad][0]!r}, field {lo!r}",
-                                f"exceeds {hi}")
+                raise CaseError(self.where("generators"),
+                                f"row {g.index[bad][0]!r}, field {lo!r}", f"exceeds {hi}")
         for table, name, columns in (
             (self.mv_load_p_mw, "mv_load_p_mw", None),
             (self.mv_load_q_mvar, "mv_load_q_mvar", None),
             (self.pv_plant_availability_pu, "pv_plant_availability_pu", self.pv_plants.index),
         ):
-            self._check_series(table, timeline, f"{src}: {name}", columns,
+            self._check_series(table, timeline, self.where(name), columns,
                                unit_range=(0.0, 1.0) if name.endswith("_pu") else None)
         for table, name in ((self.mv_load_p_mw, "mv_load_p_mw"),
                             (self.mv_load_q_mvar, "mv_load_q_mvar")):
             unknown = [b for b in table.columns if int(b) not in mv.position.index]
             if unknown:
-                raise CaseError(f"{src}: {name}", str(unknown[0]), "not a bus of the MV network")
+                raise CaseError(self.where(name), str(unknown[0]),
+                                "not a bus of the MV network")
 
         names = [c.name for c in self.communities]
         if len(set(names)) != len(names):
@@ -247,13 +256,14 @@ class Case:
         lv = c.lv_network
         for table, name in ((c.members, "members"), (c.pv, "pv"), (c.batteries, "batteries"),
                             (c.shiftable, "shiftable")):
-            self._check_buses(table, lv, f"{src}: {name}")
+            self._check_buses(table, lv, c.where(name))
         if not (c.s_max_mva > 0):
             raise CaseError(src, "transformer_s_mva", "must be positive")
-        self._check_series(c.member_p_mw, timeline, f"{src}: member_p_mw", c.members.index,
+        self._check_series(c.member_p_mw, timeline, c.where("member_p_mw"), c.members.index,
                            unit_range=(0.0, math.inf))
-        self._check_series(c.member_q_mvar, timeline, f"{src}: member_q_mvar", c.members.index)
-        self._check_series(c.pv_availability_pu, timeline, f"{src}: pv_availability_pu",
+        self._check_series(c.member_q_mvar, timeline, c.where("member_q_mvar"),
+                           c.members.index)
+        self._check_series(c.pv_availability_pu, timeline, c.where("pv_availability_pu"),
                            c.pv.index, unit_range=(0.0, 1.0))
         b = c.batteries
         for name, ok in (
@@ -264,25 +274,26 @@ class Case:
              & (b.e_end_mwh <= b.e_max_mwh + 1e-9)),
         ):
             if (~ok).any():
-                raise CaseError(f"{src}: batteries", f"row {b.index[~ok][0]!r}, field {name!r}",
+                raise CaseError(c.where("batteries"),
+                                f"row {b.index[~ok][0]!r}, field {name!r}",
                                 "must lie within [e_min_mwh, e_max_mwh]")
         s = c.shiftable
         for name, row in s.iterrows():
             where = f"row {name!r}"
             if row.window_end_h <= row.window_start_h:
-                raise CaseError(f"{src}: shiftable", f"{where}, field 'window_end_h'",
+                raise CaseError(c.where("shiftable"), f"{where}, field 'window_end_h'",
                                 "must exceed window_start_h")
             if row.window_end_h > self.horizon_h + 1e-9:
-                raise CaseError(f"{src}: shiftable", f"{where}, field 'window_end_h'",
+                raise CaseError(c.where("shiftable"), f"{where}, field 'window_end_h'",
                                 f"lies beyond the horizon of {self.horizon_h:g} h")
             on = row.energy_mwh / (row.p_mw * self.step_h)
             if abs(on - round(on)) > 1e-6:
-                raise CaseError(f"{src}: shiftable", f"{where}, field 'energy_mwh'",
+                raise CaseError(c.where("shiftable"), f"{where}, field 'energy_mwh'",
                                 f"{row.energy_mwh:g} MWh at {row.p_mw:g} MW is {on:g} periods "
                                 f"of {self.step_h:g} h: not a whole number")
             window = self.shiftable_window(row).sum()
             if round(on) > window:
-                raise CaseError(f"{src}: shiftable", f"{where}, field 'energy_mwh'",
+                raise CaseError(c.where("shiftable"), f"{where}, field 'energy_mwh'",
                                 f"needs {round(on)} periods but its window has {window}")
 
     def shiftable_window(self, row: pd.Series) -> np.ndarray:

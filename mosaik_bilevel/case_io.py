@@ -185,6 +185,10 @@ def _read_folder(path: Path) -> Case:
     pv_plants = table(mv, "pv_plants", "mv.pv_plants")
     prices = _read_series(_file(folder, raw["prices"], src, "prices"))
     timeline = prices.index
+    files = {"prices": str(folder / raw["prices"])}
+    files.update({k: str(folder / mv[k]) for k in ("generators", "pv_plants") if k in mv})
+    files.update({("mv_" + k if k.startswith("load") else k): str(folder / v)
+                  for k, v in series.items()})
 
     def mv_series(key, columns=None):
         if key not in series:
@@ -225,6 +229,9 @@ def _read_folder(path: Path) -> Case:
             if key in entry:
                 kwargs[key] = _read_table(cfile(key))
         pv_file = cseries.get("pv_availability_pu")
+        cfiles = {k: str(folder / entry[k])
+                  for k in ("members", "pv", "batteries", "shiftable") if k in entry}
+        cfiles.update({k: str(folder / v) for k, v in cseries.items()})
         communities.append(Community(
             name=str(entry["name"]),
             mv_bus=mv_bus,
@@ -236,6 +243,7 @@ def _read_folder(path: Path) -> Case:
                                                    f"{field}.timeseries"))
                                 if pv_file else None),
             source=f"{src}: {field} ({entry['name']})",
+            files=cfiles,
             **kwargs,
         ))
     case = Case(
@@ -259,6 +267,7 @@ def _read_folder(path: Path) -> Case:
         horizon_h=horizon_h,
         notes=dict(raw.get("notes") or {}),
         source=src,
+        files=files,
     )
     return case.validate()
 

@@ -29,10 +29,6 @@ class ModelError(MosaikBilevelError):
     """A model cannot be formulated as asked (e.g. a data combination with no solution)."""
 
 
-class BigMError(MosaikBilevelError):
-    """The dual big-M values could not be verified after the allowed enlargements."""
-
-
 class CertificateError(MosaikBilevelError):
     """A single-level solution failed the follower-optimality certificate.
 

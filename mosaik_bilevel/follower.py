@@ -15,7 +15,7 @@ import pandas as pd
 
 from .case import Case
 from .community import exchange_range
-from .lindistflow import LinDistFlow, Withdrawals, add_lindistflow, add_polygon
+from .lindistflow import LinDistFlow, Withdrawals, add_lindistflow, add_polygon, voltage_range
 from .linear import Constraints, LinearModel, Variables
 
 
@@ -125,6 +125,11 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
                                 implied_lower=q_lo.sum(), implied_upper=q_hi.sum())
     model.add_terms(ldf.p_balance.ids[0], p_sub.ids, 1.0)
     model.add_terms(ldf.q_balance.ids[0], q_sub.ids, 1.0)
+    # voltages: the total withdrawal is the substation's exchange, within its limits
+    w_lo, w_hi = voltage_range(
+        mv, (p_lo, p_hi), (q_lo, q_hi), (-sub.p_export_max_mw, sub.p_import_max_mw),
+        (-s_max, s_max), ldf.w_root)
+    model.tighten_implied_bounds(ldf.w, w_lo[:, None], w_hi[:, None])
     lo, hi = model.arrays.box()
     add_polygon(model, "sub.polygon", pd.Index(["substation"], name="element"), periods,
                 p_sub.ids[None, :], q_sub.ids[None, :], np.array([s_max]),

@@ -98,6 +98,59 @@ def polygon_normals(sides: int) -> np.ndarray:
     return np.column_stack([np.cos(angles), np.sin(angles)])
 
 
+def _knapsack_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: tuple[float, float]
+                  ) -> float:
+    """max a·x s.t. lo <= x <= hi, total[0] <= sum(x) <= total[1] (greedy, exact)."""
+    x = np.where(a > 0, hi, lo)
+    s = x.sum()
+    if s > total[1]:  # give up the least valuable units first
+        need = s - total[1]
+        order = np.argsort(a)
+        room = (x - lo)[order]
+        take = np.minimum(room, np.maximum(need - np.concatenate([[0], np.cumsum(room)[:-1]]),
+                                           0))
+        if room.sum() < need - 1e-12:
+            return np.inf  # the box cannot meet the total: no bound from it
+        x[order] -= take
+    elif s < total[0]:
+        need = total[0] - s
+        order = np.argsort(-a)
+        room = (hi - x)[order]
+        take = np.minimum(room, np.maximum(need - np.concatenate([[0], np.cumsum(room)[:-1]]),
+                                           0))
+        if room.sum() < need - 1e-12:
+            return np.inf
+        x[order] += take
+    return float(a @ x)
+
+
+def voltage_range(network: RadialNetwork, p_range, q_range, p_total, q_total,
+                  w_root: float) -> tuple[np.ndarray, np.ndarray]:
+    """Range of every non-root bus's squared voltage under LinDistFlow.
+
+    Withdrawals lie in per-bus boxes (``p_range``, ``q_range``: arrays over buses) and their
+    sums, which lossless LinDistFlow makes equal to the root's import, in ``p_total`` and
+    ``q_total``. Each bound is a continuous knapsack, solved exactly by a greedy pass.
+    Uses no inequality row of the model other than these column bounds.
+    """
+    m = network.path_matrix
+    r = network.branches["r_pu"].to_numpy()
+    x = network.branches["x_pu"].to_numpy()
+    rc = (m.T @ m.multiply(r[:, None])).toarray()  # common-path resistance, bus × bus
+    xc = (m.T @ m.multiply(x[:, None])).toarray()
+    lo = np.full(network.n_buses - 1, -np.inf)
+    hi = np.full(network.n_buses - 1, np.inf)
+    for j in range(1, network.n_buses):
+        # w_j = w_root - 2 (rc_j · p + xc_j · q)
+        drop_max = (_knapsack_max(rc[j], *p_range, p_total)
+                    + _knapsack_max(xc[j], *q_range, q_total))
+        drop_min = -(_knapsack_max(-rc[j], *p_range, p_total)
+                     + _knapsack_max(-xc[j], *q_range, q_total))
+        lo[j - 1] = w_root - 2 * drop_max
+        hi[j - 1] = w_root - 2 * drop_min
+    return lo, hi
+
+
 def polygon_p_bounds(s_max: np.ndarray, q: np.ndarray, sides: int):
     """Bounds on P (elements × periods) that the polygon leaves when Q is data."""
     normals = polygon_normals(sides)

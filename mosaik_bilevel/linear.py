@@ -236,6 +236,16 @@ class LinearModel:
             raise ValueError(f"block {block.name!r} is not a parameter block")
         self.set_bounds(block, values, values)
 
+    def tighten_implied_bounds(self, block: Variables, lower=None, upper=None) -> None:
+        """Intersect a block's implied bounds with further valid ones."""
+        part = self._part[block.name]
+        for parts, new, pick in ((self._implied_lower, lower, np.maximum),
+                                 (self._implied_upper, upper, np.minimum)):
+            if new is not None:
+                new = np.broadcast_to(np.asarray(new, dtype=float), block.shape).ravel()
+                parts[part] = pick(parts[part], new)
+        self._arrays = None
+
     def set_bounds(self, block: Variables, lower=None, upper=None) -> None:
         """Change the bounds of a variable block after it was added."""
         part = self._part[block.name]

@@ -156,19 +156,26 @@ def validate_table(frame: pd.DataFrame, schema: tuple[Column, ...], source: str)
             if bad.any():
                 row = values.index[bad][0]
                 raise CaseError(source, f"row {row!r}, field {col.name!r}",
-                                f"not a number: {values[row]!r}")
+                                f"not a number: {_show(values[row])}")
             if col.kind == "int":
                 frac = converted.dropna() % 1 != 0
                 if frac.any():
                     row = frac.index[frac][0]
                     raise CaseError(source, f"row {row!r}, field {col.name!r}",
-                                    f"not a whole number: {values[row]!r}")
+                                    f"not a whole number: {_show(values[row])}")
             values = converted
             _check_range(values, col, source)
             values = values.astype(np.int64) if col.kind == "int" else values.astype(float)
         frame[col.name] = values
     frame.index.name = "name"
     return frame[[c.name for c in schema]]
+
+
+def _show(value) -> str:
+    """A value as a user wrote it: numbers plainly, text quoted."""
+    if isinstance(value, (int, float, np.number)):
+        return f"{float(value):g}"
+    return repr(str(value))
 
 
 def _check_range(values: pd.Series, col: Column, source: str) -> None:

@@ -81,6 +81,7 @@ class Solver:
         self._highs: HighsSolver | None = None
         self._oracle = FollowerOracle(self.options)
         self.formulation: Formulation | None = None
+        self.last_x: np.ndarray | None = None
 
     # -- building --------------------------------------------------------------------------
     def build(self, start=None, *, initial_energy_mwh=None, p_init_mw=None) -> Formulation:
@@ -124,13 +125,17 @@ class Solver:
             times["solve"] += time.perf_counter() - t0
             if not res.has_solution:
                 if (form.kkt is not None and res.status is SolveStatus.INFEASIBLE
-                        and attempts < self.max_enlargements
                         and self._relaxation_feasible(form, big_m_log)):
-                    attempts += 1
-                    self._enlarge(form, None, big_m_log,
-                                  "the single-level model is infeasible although its "
-                                  "high-point relaxation is not: dual bounds may be too small")
-                    continue
+                    reason = ("the single-level model is infeasible although its high-point "
+                              "relaxation is not: dual bounds may be too small")
+                    if attempts < self.max_enlargements:
+                        attempts += 1
+                        self._enlarge(form, None, big_m_log, reason)
+                        continue
+                    big_m_log.append(f"not verified after {attempts} enlargements: {reason}")
+                    res.status, res.message = SolveStatus.ERROR, reason
+                    return self._no_solution(form, res, times, big_m_log, t_all,
+                                             status="big_m_unverified")
                 return self._no_solution(form, res, times, big_m_log, t_all)
             t0 = time.perf_counter()
             x = self._polish(form, res, big_m_log)
@@ -237,14 +242,16 @@ class Solver:
             status=status, message=message, times_s=times, size=form.model.size(),
             big_m_log=big_m_log)
 
-    def _no_solution(self, form, res: SolverResult, times, big_m_log, t_all) -> SolveResult:
+    def _no_solution(self, form, res: SolverResult, times, big_m_log, t_all,
+                     status: str | None = None) -> SolveResult:
         times["total"] = time.perf_counter() - t_all
-        return self._base(form, res.status.value, res.message, times, big_m_log)
+        return self._base(form, status or res.status.value, res.message, times, big_m_log)
 
     def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, times: dict,
                 big_m_log: list[str], t_all: float, *, status: str = "optimal",
                 message: str = "") -> SolveResult:
         t0 = time.perf_counter()
+        self.last_x = x
         case = self.case
         response = self._oracle.respond(form.follower, form.exchanges(x))
         own = form.own_cost(x)
