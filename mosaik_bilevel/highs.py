@@ -138,6 +138,7 @@ class HighsSolver:
         self._h.silent()
         self.options.apply(self._h)
         self._arrays: ModelArrays | None = None
+        self._integrality = np.zeros(0, dtype=bool)
         self._is_mip = False
         self.handover_time_s = 0.0
 
@@ -168,6 +169,7 @@ class HighsSolver:
             integrality,
         )
         self._arrays = a
+        self._integrality = a.integer.copy()
         self._is_mip = bool(a.integer.any())
         self.handover_time_s = time.perf_counter() - t0
         return self.handover_time_s
@@ -209,24 +211,36 @@ class HighsSolver:
         self.handover_time_s = time.perf_counter() - t0
         return self.handover_time_s
 
+    @property
+    def integrality(self) -> np.ndarray:
+        """Which columns HiGHS currently treats as integer."""
+        return self._integrality
+
     def set_integrality(self, integer: np.ndarray) -> None:
-        """Change which columns are integer (e.g. to solve a relaxation)."""
+        """Change which columns are integer (kept until changed again or a new model)."""
+        integer = np.asarray(integer, dtype=bool)
         idx = np.arange(integer.size, dtype=np.int32)
         self._h.changeColsIntegrality(idx.size, idx, integer.astype(np.uint8))
+        self._integrality = integer.copy()
         self._is_mip = bool(integer.any())
 
-    def set_col_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-        """Change some column bounds of the loaded model only (not of the stored arrays)."""
-        cols = np.asarray(cols, dtype=np.int32)
-        self._h.changeColsBounds(cols.size, cols, np.asarray(lower, float),
-                                 np.asarray(upper, float))
-
-    def restore(self) -> None:
-        """Undo :meth:`set_integrality` and :meth:`set_col_bounds` changes."""
+    def solve_fixed(self, cols: np.ndarray, values: np.ndarray) -> SolverResult:
+        """Solve the LP with ``cols`` fixed at ``values`` and no integers, then restore."""
         a = self._arrays
-        idx = np.arange(a.col_lower.size, dtype=np.int32)
-        self._h.changeColsBounds(idx.size, idx, a.col_lower, a.col_upper)
-        self.set_integrality(a.integer)
+        cols = np.asarray(cols, dtype=np.int32)
+        self._h.changeColsBounds(cols.size, cols, np.asarray(values, float),
+                                 np.asarray(values, float))
+        kept = self._integrality
+        self.set_integrality(np.zeros_like(kept))
+        try:
+            return self.solve(duals=False)
+        finally:
+            self._h.changeColsBounds(cols.size, cols, a.col_lower[cols], a.col_upper[cols])
+            self.set_integrality(kept)
+
+    def solve_relaxation(self) -> SolverResult:
+        """Solve the LP relaxation of the loaded model, then restore its integers."""
+        return self.solve_fixed(np.zeros(0, dtype=np.int32), np.zeros(0))
 
     # -- solving ---------------------------------------------------------------------------
     def solve(self, *, duals: bool = True) -> SolverResult:

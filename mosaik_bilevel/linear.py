@@ -216,14 +216,19 @@ class LinearModel:
         matrix.sum_duplicates()
         matrix.eliminate_zeros()
         matrix.sort_indices()
+        def snap(values):  # floating-point noise (1e-25) is zero, not a tiny bound
+            values = values.copy()
+            values[np.abs(values) < 1e-13] = 0.0
+            return values
+
         return ModelArrays(
             matrix=matrix,
             cost=cost,
             offset=float(self.objective_offset),
-            col_lower=cat(self._lower),
-            col_upper=cat(self._upper),
-            row_lower=cat(self._row_lower),
-            row_upper=cat(self._row_upper),
+            col_lower=snap(cat(self._lower)),
+            col_upper=snap(cat(self._upper)),
+            row_lower=snap(cat(self._row_lower)),
+            row_upper=snap(cat(self._row_upper)),
             integer=cat(self._integer, bool),
             parameter=cat(self._parameter, bool),
             implied_lower=cat(self._implied_lower),

@@ -34,6 +34,7 @@ from .certificate import FollowerOracle, best_price_for_leader, certify
 from .errors import CertificateError
 from .formulation import Formulation, build_formulation
 from .highs import HighsSolver, SolverOptions, SolverResult, SolveStatus, solve_model
+from .lazy import LazyBinaries
 from .results import SolveResult, read_tables
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,15 @@ class Solver:
         Relative tolerance of the follower-cost certificate.
     tighten
         Drop complementarity rows that can never bind.
+    lazy
+        Solve with battery modes, shiftable-load states and complementarity binaries relaxed,
+        restoring only those a solution needs (:mod:`mosaik_bilevel.lazy`); exact either way.
     """
 
     def __init__(self, case: Case | str, method: str = "exact", pricing: str = "dlmp", *,
                  options: SolverOptions | None = None, dual_big_m_safety: float = SAFETY,
                  max_enlargements: int = 3, certificate_tolerance: float = 1e-6,
-                 tighten: bool = True):
+                 tighten: bool = True, lazy: bool = True):
         self.case = load_case(case) if isinstance(case, str) else case
         self.method = method
         self.pricing = "tariff" if method == "hpr" else pricing
@@ -78,6 +82,7 @@ class Solver:
         self.max_enlargements = max_enlargements
         self.certificate_tolerance = certificate_tolerance
         self.tighten = tighten
+        self.lazy = lazy
         self._highs: HighsSolver | None = None
         self._oracle = FollowerOracle(self.options)
         self.formulation: Formulation | None = None
@@ -118,11 +123,17 @@ class Solver:
         form = self.formulation
         big_m_log: list[str] = []
         times["solve"] = times["polish"] = times["checks"] = 0.0
-        attempts = 0
+        lazy = LazyBinaries.of(form) if self.lazy else None
+        integer = form.model.arrays.integer.copy()
+        if lazy is not None:
+            integer[lazy.columns] = False
+        self._highs.set_integrality(integer)
+        attempts = rounds = 0
         while True:
             t0 = time.perf_counter()
             res = self._highs.solve()
             times["solve"] += time.perf_counter() - t0
+            rounds += 1
             if not res.has_solution:
                 if (form.kkt is not None and res.status is SolveStatus.INFEASIBLE
                         and self._relaxation_feasible(form, big_m_log)):
@@ -134,12 +145,20 @@ class Solver:
                         continue
                     big_m_log.append(f"not verified after {attempts} enlargements: {reason}")
                     res.status, res.message = SolveStatus.ERROR, reason
-                    return self._no_solution(form, res, times, big_m_log, t_all,
+                    return self._no_solution(form, res, times, big_m_log, t_all, rounds,
                                              status="big_m_unverified")
-                return self._no_solution(form, res, times, big_m_log, t_all)
+                return self._no_solution(form, res, times, big_m_log, t_all, rounds)
             t0 = time.perf_counter()
-            x = self._polish(form, res, big_m_log)
+            x = self._polish(res, big_m_log)
             times["polish"] += time.perf_counter() - t0
+            if lazy is not None:
+                restore = lazy.violations(form, x, ~self._highs.integrality)
+                if restore.size:  # the relaxation's answer breaks a relaxed logic
+                    integer = self._highs.integrality.copy()
+                    integer[restore] = True
+                    self._highs.set_integrality(integer)
+                    continue
+                x = lazy.complete(x)
             if form.kkt is None:
                 break
             t0 = time.perf_counter()
@@ -150,36 +169,23 @@ class Solver:
             rows, reason = verdict
             if attempts >= self.max_enlargements:
                 big_m_log.append(f"not verified after {attempts} enlargements: {reason}")
-                result = self._result(form, x, res, times, big_m_log, t_all,
-                                      status="big_m_unverified", message=reason)
-                return result
+                return self._result(form, x, res, times, big_m_log, t_all, rounds,
+                                    status="big_m_unverified", message=reason)
             attempts += 1
             self._enlarge(form, rows, big_m_log, reason)
-        return self._result(form, x, res, times, big_m_log, t_all)
+        return self._result(form, x, res, times, big_m_log, t_all, rounds)
 
     def relaxation(self) -> SolverResult:
         """Solve the LP relaxation of the model last prepared (for benchmarks)."""
-        a = self.formulation.model.arrays
-        self._highs.set_integrality(np.zeros_like(a.integer))
-        try:
-            return self._highs.solve(duals=False)
-        finally:
-            self._highs.set_integrality(a.integer)
+        return self._highs.solve_relaxation()
 
     # -- internals -------------------------------------------------------------------------
-    def _polish(self, form: Formulation, res: SolverResult, big_m_log: list[str]) -> np.ndarray:
+    def _polish(self, res: SolverResult, big_m_log: list[str]) -> np.ndarray:
         """Fix the integers at their values and re-solve the LP for exact complementarity."""
-        a = form.model.arrays
-        ints = np.flatnonzero(a.integer)
+        ints = np.flatnonzero(self._highs.integrality)
         if not ints.size:
             return res.x
-        values = np.round(res.x[ints])
-        self._highs.set_col_bounds(ints, values, values)
-        self._highs.set_integrality(np.zeros_like(a.integer))
-        try:
-            polished = self._highs.solve(duals=False)
-        finally:
-            self._highs.restore()
+        polished = self._highs.solve_fixed(ints, np.round(res.x[ints]))
         if polished.has_solution and polished.status.ok:
             return polished.x
         big_m_log.append(f"polishing LP was {polished.status.value}; kept the MIP solution")
@@ -242,13 +248,15 @@ class Solver:
             status=status, message=message, times_s=times, size=form.model.size(),
             big_m_log=big_m_log)
 
-    def _no_solution(self, form, res: SolverResult, times, big_m_log, t_all,
+    def _no_solution(self, form, res: SolverResult, times, big_m_log, t_all, rounds,
                      status: str | None = None) -> SolveResult:
         times["total"] = time.perf_counter() - t_all
-        return self._base(form, status or res.status.value, res.message, times, big_m_log)
+        result = self._base(form, status or res.status.value, res.message, times, big_m_log)
+        result.extra["solver_rounds"] = rounds
+        return result
 
     def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, times: dict,
-                big_m_log: list[str], t_all: float, *, status: str = "optimal",
+                big_m_log: list[str], t_all: float, rounds: int, *, status: str = "optimal",
                 message: str = "") -> SolveResult:
         t0 = time.perf_counter()
         self.last_x = x
@@ -285,6 +293,9 @@ class Solver:
         result.extra["follower_cost_at_best_response"] = (
             response.cost if response.ok else math.nan)
         result.extra["follower_status_at_exchanges"] = response.status.value
+        result.extra["solver_rounds"] = rounds
+        result.extra["binaries_restored"] = int(
+            self._highs.integrality.sum()) if self.lazy else int(form.model.arrays.integer.sum())
         if form.kkt is not None:
             mu = x[form.kkt.mu.ids]
             ratio = mu / np.where(form.kkt.dual_big_m > 0, form.kkt.dual_big_m, np.inf)

@@ -110,3 +110,31 @@ def test_too_small_dual_big_m_is_caught_and_repaired(cases, seed):
     stuck = solve(case, "exact", "dlmp", options=TIGHT, dual_big_m_safety=1e-3,
                   max_enlargements=0)
     assert stuck.status == "big_m_unverified" and not stuck.ok
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 5])
+def test_lazy_binaries_change_nothing_but_time(cases, seed):
+    """Solving with every binary from the start gives the same optimum as lazy binaries."""
+    case = cases[seed]
+    for pricing in ("dlmp", "tariff"):
+        eager = solve(case, "exact", pricing, options=TIGHT, lazy=False)
+        lazy = solve(case, "exact", pricing, options=TIGHT, lazy=True)
+        assert eager.ok and lazy.ok
+        assert eager.leader_cost == pytest.approx(lazy.leader_cost, rel=1e-7, abs=1e-7)
+        assert eager.extra["solver_rounds"] == 1
+
+
+def test_lazy_solution_keeps_every_relaxed_logic():
+    case = load_case("tiny")
+    solver = Solver(case, "exact", "dlmp", options=TIGHT)
+    solver.solve()
+    form, x = solver.formulation, solver.last_x
+    for c in form.communities:
+        if c.z is not None:  # no battery charges and discharges at once; modes are whole
+            assert not ((x[c.p_ch.ids] > 1e-7) & (x[c.p_dis.ids] > 1e-7)).any()
+            np.testing.assert_array_equal(x[c.z.ids], np.round(x[c.z.ids]))
+        if c.on is not None:
+            np.testing.assert_array_equal(x[c.on.ids], np.round(x[c.on.ids]))
+    kkt = form.kkt
+    slack = kkt.form.h[kkt.kept] - kkt.form.G[kkt.kept] @ x[kkt.y]
+    assert (np.minimum(x[kkt.mu.ids], slack) <= 1e-7).all()  # complementarity
