@@ -114,24 +114,26 @@ def _read_net(path: Path):
             from None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, key: str) -> pd.DataFrame:
+    """A CSV file that must have the column ``key``."""
     try:
         frame = pd.read_csv(path)
     except Exception as exc:
         raise CaseError(str(path), "file", f"not a readable CSV file ({exc})") from None
-    if "name" not in frame.columns:
-        raise CaseError(str(path), "name", "missing column (element names)")
+    if key not in frame.columns:
+        raise CaseError(str(path), key, "missing column" + (
+            " (element names)" if key == "name" else ""))
+    return frame
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    frame = _read_csv(path, "name")
     frame["name"] = frame["name"].astype(str)
     return frame.set_index("name")
 
 
 def _read_series(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise CaseError(str(path), "file", f"not a readable CSV file ({exc})") from None
-    if "time" not in frame.columns:
-        raise CaseError(str(path), "time", "missing column")
+    frame = _read_csv(path, "time")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time")), name="time")
     except (ValueError, TypeError) as exc:

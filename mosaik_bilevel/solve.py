@@ -256,7 +256,7 @@ class Solver:
         return result
 
     def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, times: dict,
-                big_m_log: list[str], t_all: float, rounds: int, *, status: str = "optimal",
+                big_m_log: list[str], t_all: float, rounds: int, *, status: str | None = None,
                 message: str = "") -> SolveResult:
         t0 = time.perf_counter()
         self.last_x = x
@@ -279,6 +279,7 @@ class Solver:
                 follower_cost = float(a.cost[y] @ x[ids[y]] + a.offset)
             else:
                 follower_cost = response.cost if response.ok else math.nan
+        status = status or res.status.value  # e.g. "time_limit" with an incumbent
         tables = read_tables(form, x, response, prices)
         payments = float(tables["exchanges"]["payment"].sum())
         result = self._base(form, status, message or res.message, times, big_m_log)

@@ -138,3 +138,26 @@ def test_lazy_solution_keeps_every_relaxed_logic():
     kkt = form.kkt
     slack = kkt.form.h[kkt.kept] - kkt.form.G[kkt.kept] @ x[kkt.y]
     assert (np.minimum(x[kkt.mu.ids], slack) <= 1e-7).all()  # complementarity
+
+
+def test_time_limit_is_a_reported_outcome():
+    from mosaik_bilevel.highs import SolverOptions
+
+    case = random_case(4)
+    result = solve(case, "exact", "dlmp", options=SolverOptions(time_limit_s=0.0),
+                   lazy=False)
+    assert result.status == "time_limit" and not result.ok
+
+
+@pytest.mark.parametrize("seed", [0, 2, 6])
+def test_a_following_horizon_on_the_same_model_equals_a_fresh_solve(seed):
+    """The second horizon is pushed into the HiGHS model as changed numbers only."""
+    case = random_case(seed, horizons=3)
+    persistent = Solver(case, "exact", "dlmp", options=TIGHT)
+    for start in case.days:
+        again = persistent.solve(start)
+        fresh = solve(case, "exact", "dlmp", start=start, options=TIGHT)
+        assert again.ok and fresh.ok
+        assert again.leader_cost == pytest.approx(fresh.leader_cost, rel=1e-7, abs=1e-7)
+        assert again.follower_cost == pytest.approx(fresh.follower_cost, rel=1e-7, abs=1e-7)
+    assert len(case.days) == 3

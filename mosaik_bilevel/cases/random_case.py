@@ -63,6 +63,7 @@ def random_case(
     periods: int | None = None,
     max_binaries: int = 6,
     polygon_sides: int = 4,
+    horizons: int = 1,
 ) -> Case:
     """A small random case, reproducible from ``seed``, whose bilevel problem is feasible.
 
@@ -76,6 +77,8 @@ def random_case(
         Upper bound on the leader's binaries (battery modes and shiftable-load periods).
     polygon_sides
         Sides of the thermal polygons (4 keeps the follower small for brute force).
+    horizons
+        Number of consecutive horizons (each of ``periods`` periods) the case spans.
 
     Notes
     -----
@@ -89,9 +92,9 @@ def random_case(
     rng = np.random.default_rng(seed)
     for _ in range(100):
         case = _draw(rng, seed, n_mv_buses, n_communities, periods, max_binaries,
-                     polygon_sides)
-        hpr = build_formulation(case, case.periods(), "hpr", "tariff")
-        if solve_model(hpr.model).status.ok:
+                     polygon_sides, horizons)
+        if all(solve_model(build_formulation(case, case.periods(start), "hpr", "tariff").model
+                           ).status.ok for start in case.days):
             return case
     raise RuntimeError(f"no feasible random case found for seed {seed}")
 
@@ -104,11 +107,14 @@ def _draw(
     periods: int | None,
     max_binaries: int,
     polygon_sides: int,
+    horizons: int,
 ) -> Case:
     n_mv = int(n_mv_buses or rng.integers(3, 5))
     n_c = int(n_communities or rng.integers(1, 4))
     h = int(periods or rng.integers(2, 4))
     step_h = 1.0
+    horizon = h
+    h = h * horizons  # the draws below cover the whole timeline
     timeline = _timeline(h, step_h)
 
     mv = mv_chain(n_mv, rng)
@@ -152,22 +158,22 @@ def _draw(
                            "p_peak_mw": [float(rng.uniform(0.02, 0.12))]}).set_index("name")
         pv_av = pd.DataFrame({"pv0": rng.uniform(0, 1, h)}, index=timeline)
         kwargs = {}
-        if binaries_left >= h and rng.random() < 0.8:
+        if binaries_left >= horizon and rng.random() < 0.8:
             e_max = float(rng.uniform(0.02, 0.08))
             kwargs["batteries"] = pd.DataFrame({
                 "name": ["bat0"], "bus": [lv[-1]], "e_max_mwh": [e_max],
                 "e_min_mwh": [0.1 * e_max], "e_init_mwh": [0.5 * e_max],
                 "p_ch_max_mw": [0.5 * e_max], "p_dis_max_mw": [0.5 * e_max],
                 "eta_ch": [0.95], "eta_dis": [0.95]}).set_index("name")
-            binaries_left -= h
-        if binaries_left >= h and rng.random() < 0.6:
+            binaries_left -= horizon
+        if binaries_left >= horizon and rng.random() < 0.6:
             p_sh = float(rng.uniform(0.01, 0.04))
-            on = int(rng.integers(1, h))
+            on = int(rng.integers(1, horizon))
             kwargs["shiftable"] = pd.DataFrame({
                 "name": ["wm0"], "bus": [lv[int(rng.integers(0, n_lv))]], "p_mw": [p_sh],
                 "energy_mwh": [p_sh * on * step_h], "window_start_h": [0.0],
-                "window_end_h": [float(h * step_h)]}).set_index("name")
-            binaries_left -= h
+                "window_end_h": [float(horizon * step_h)]}).set_index("name")
+            binaries_left -= horizon
         communities.append(Community(
             name=f"c{c}", mv_bus=int(rng.choice(non_root)), net=net, members=members,
             member_p_mw=member_p, member_q_mvar=member_q, pv=pv, pv_availability_pu=pv_av,
@@ -178,6 +184,6 @@ def _draw(
         mv_load_q_mvar=load_q, pv_plant_availability_pu=pv_avail, prices=prices,
         communities=communities, battery_wear_per_mwh=float(rng.uniform(0, 5)),
         curtailment_per_mwh=float(rng.uniform(0, 5)), polygon_sides=polygon_sides,
-        horizon_h=h * step_h,
+        horizon_h=horizon * step_h,
     )
     return case.validate()
