@@ -26,3 +26,18 @@ def test_paper_choices_are_documented():
     doc = (ROOT / "docs" / "paper_case.md").read_text()
     for item in CHOICES["item"]:
         assert item in doc, item
+
+
+def test_package_data_ships_the_whole_tiny_folder():
+    """A non-editable install must carry every file of the shipped case folder."""
+    import configparser
+    from fnmatch import fnmatch
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    patterns = cfg["options.package_data"]["mosaik_bilevel.cases"].split()
+    base = ROOT / "mosaik_bilevel" / "cases"
+    files = [p.relative_to(base).as_posix() for p in (base / "tiny").rglob("*") if p.is_file()]
+    assert files
+    missing = [f for f in files if not any(fnmatch(f, pat) for pat in patterns)]
+    assert not missing
