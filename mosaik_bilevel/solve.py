@@ -301,6 +301,9 @@ class Solver:
             mu = x[form.kkt.mu.ids]
             ratio = mu / np.where(form.kkt.dual_big_m > 0, form.kkt.dual_big_m, np.inf)
             result.extra["max_dual_to_big_m"] = float(ratio.max()) if ratio.size else 0.0
+            m = form.kkt.dual_big_m
+            result.extra["dual_big_m_min"] = float(m.min()) if m.size else 0.0
+            result.extra["dual_big_m_max"] = float(m.max()) if m.size else 0.0
             result.extra["complementarity_pairs"] = int(form.kkt.kept.size)
             result.extra["complementarity_rows_dropped"] = int(
                 form.kkt.form.G.shape[0] - form.kkt.kept.size)
