@@ -47,6 +47,27 @@ class Substation:
     vm_set_pu: float = 1.0
 
 
+@dataclass(frozen=True)
+class CommunitySettings:
+    """What a community needs of its case besides its own data; all of it public."""
+
+    step_h: float
+    horizon_h: float
+    polygon_sides: int = 8
+    battery_wear_per_mwh: float = 0.0
+    curtailment_per_mwh: float = 0.0
+
+    @property
+    def horizon_periods(self) -> int:
+        return round(self.horizon_h / self.step_h)
+
+    def shiftable_window(self, row: pd.Series) -> np.ndarray:
+        """Boolean mask over a horizon's periods: inside a shiftable load's window."""
+        starts = np.arange(self.horizon_periods) * self.step_h
+        return (starts >= row.window_start_h - 1e-9) & (
+            starts + self.step_h <= row.window_end_h + 1e-9)
+
+
 @dataclass
 class Community:
     """One LV energy community (private data of the leader's member)."""
@@ -296,11 +317,17 @@ class Case:
                 raise CaseError(c.where("shiftable"), f"{where}, field 'energy_mwh'",
                                 f"needs {round(on)} periods but its window has {window}")
 
+    @property
+    def community_settings(self) -> CommunitySettings:
+        """The public settings every community of this case works with."""
+        return CommunitySettings(
+            step_h=self.step_h, horizon_h=self.horizon_h, polygon_sides=self.polygon_sides,
+            battery_wear_per_mwh=self.battery_wear_per_mwh,
+            curtailment_per_mwh=self.curtailment_per_mwh)
+
     def shiftable_window(self, row: pd.Series) -> np.ndarray:
         """Boolean mask over a horizon's periods: inside the load's window."""
-        starts = np.arange(self.horizon_periods) * self.step_h
-        return (starts >= row.window_start_h - 1e-9) & (
-            starts + self.step_h <= row.window_end_h + 1e-9)
+        return self.community_settings.shiftable_window(row)
 
     def _check_timeline(self, table: pd.DataFrame, src: str) -> pd.DatetimeIndex:
         idx = table.index

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .case import LV_VM_MAX_PU, LV_VM_MIN_PU, Case, Community
+from .case import LV_VM_MAX_PU, LV_VM_MIN_PU, Case, Community, CommunitySettings
 from .lindistflow import LinDistFlow, Withdrawals, add_lindistflow, polygon_p_bounds
 from .linear import Constraints, LinearModel, Variables
 
@@ -38,10 +38,25 @@ class CommunityBlocks:
     own_cost_cols: np.ndarray
     own_cost_coefs: np.ndarray
     own_cost_offset: float
+    step_h: float = 1.0
+    battery_wear_per_mwh: float = 0.0
+    curtailment_per_mwh: float = 0.0
 
     def own_cost(self, x: np.ndarray) -> float:
         """Battery wear plus curtailment cost at solution ``x``."""
         return float(self.own_cost_coefs @ x[self.own_cost_cols] + self.own_cost_offset)
+
+    def own_cost_by_period(self, x: np.ndarray) -> np.ndarray:
+        """The same per period."""
+        cost = np.zeros(len(self.periods))
+        if self.p_ch is not None:
+            cost += self.step_h * self.battery_wear_per_mwh * (
+                x[self.p_ch.ids] + x[self.p_dis.ids]).sum(axis=0)
+        if self.p_pv is not None:
+            avail = self.community.pv_available_mw.loc[self.periods].to_numpy().T
+            cost += self.step_h * self.curtailment_per_mwh * (avail - x[self.p_pv.ids]).sum(
+                axis=0)
+        return cost
 
 
 def _bus_sum(table: pd.DataFrame, values: np.ndarray, positions: pd.Series, n_bus: int):
@@ -52,8 +67,8 @@ def _bus_sum(table: pd.DataFrame, values: np.ndarray, positions: pd.Series, n_bu
     return out
 
 
-def exchange_range(case: Case, community: Community) -> tuple[float, float]:
-    """Bounds on the exchange (MW, import positive) valid over the whole case timeline."""
+def exchange_range(community: Community) -> tuple[float, float]:
+    """Bounds on the exchange (MW, import positive) valid over the community's whole timeline."""
     c = community
     load = c.member_p_mw.sum(axis=1)
     pv_max = float((c.pv_availability_pu.max(axis=0) * c.pv["p_peak_mw"]).sum()) if len(
@@ -67,7 +82,7 @@ def exchange_range(case: Case, community: Community) -> tuple[float, float]:
 
 def add_community(
     model: LinearModel,
-    case: Case,
+    case: Case | CommunitySettings,
     community: Community,
     periods: pd.DatetimeIndex,
     *,
@@ -78,6 +93,8 @@ def add_community(
 
     Parameters
     ----------
+    case
+        The case, or only the public :class:`CommunitySettings` (all a community needs).
     initial_energy_mwh
         Measured battery states at the horizon start (default: the case's ``e_init_mwh``).
     """
@@ -117,7 +134,7 @@ def add_community(
     # exchange at the transformer: import positive, inside the polygon given q_ex (data)
     q_ex = c.q_exchange_mvar.loc[periods].to_numpy()[None, :]
     lo, hi = polygon_p_bounds(np.array([c.s_max_mva]), q_ex, case.polygon_sides)
-    rng = exchange_range(case, c)
+    rng = exchange_range(c)
     p_ex = model.add_variables(f"{name}.p_ex_mw", (periods,), lo[0], hi[0],
                                implied_lower=rng[0], implied_upper=rng[1])
     model.add_terms(ldf.p_balance.ids[0], p_ex.ids, 1.0)
@@ -188,5 +205,6 @@ def add_community(
     return CommunityBlocks(
         community=c, periods=periods, lv=ldf, p_ex=p_ex, p_pv=p_pv, p_ch=p_ch, p_dis=p_dis,
         e=e, z=z, on=on, energy_balance=balance, own_cost_cols=cols, own_cost_coefs=coefs,
-        own_cost_offset=offset,
+        own_cost_offset=offset, step_h=dt, battery_wear_per_mwh=case.battery_wear_per_mwh,
+        curtailment_per_mwh=case.curtailment_per_mwh,
     )

@@ -47,6 +47,43 @@ class Follower:
                             index=self.mv.network.buses, columns=self.periods)
 
 
+@dataclass(frozen=True)
+class ExchangePoints:
+    """What the follower knows of the communities: where and how much they may exchange.
+
+    Attributes
+    ----------
+    names, mv_buses
+        Community names and their MV buses.
+    p_range_mw
+        Bounds on each exchange (communities × 2), valid on every horizon the model serves.
+    q_mvar
+        Reactive exchange per community and period of the horizon (data).
+    q_range_mvar
+        Bounds on the reactive exchange (communities × 2).
+    """
+
+    names: pd.Index
+    mv_buses: np.ndarray
+    p_range_mw: np.ndarray
+    q_mvar: np.ndarray
+    q_range_mvar: np.ndarray
+
+    @classmethod
+    def of(cls, case: Case, periods: pd.DatetimeIndex) -> ExchangePoints:
+        """From the communities' own data (the exact method knows them all)."""
+        cs = case.communities
+        return cls(
+            names=case.community_names,
+            mv_buses=np.array([c.mv_bus for c in cs], dtype=int),
+            p_range_mw=np.array([exchange_range(c) for c in cs]).reshape(-1, 2),
+            q_mvar=np.array([c.q_exchange_mvar.loc[periods].to_numpy() for c in cs]
+                            ).reshape(len(cs), len(periods)),
+            q_range_mvar=np.array([[c.q_exchange_mvar.min(), c.q_exchange_mvar.max()]
+                                   for c in cs]).reshape(-1, 2),
+        )
+
+
 def _sum_at(positions: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros((n, *values.shape[1:]))
     if len(positions):
@@ -55,7 +92,8 @@ def _sum_at(positions: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def build_follower(case: Case, periods: pd.DatetimeIndex,
-                   p_init_mw: pd.Series | None = None) -> Follower:
+                   p_init_mw: pd.Series | None = None,
+                   exchanges: ExchangePoints | None = None) -> Follower:
     """The follower LP of ``case`` over ``periods``.
 
     Parameters
@@ -63,6 +101,9 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
     p_init_mw
         Units' output before the horizon (for the first ramp), default the case's
         ``p_init_mw``.
+    exchanges
+        The communities as the follower sees them; default from their own data. The
+        distributed method passes only what the communities disclose.
     """
     dt = case.step_h
     nt = len(periods)
@@ -71,20 +112,18 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
     nb = mv.n_buses
     model = LinearModel("follower")
     g, s = case.generators, case.pv_plants
-    comm = case.community_names
+    ex = ExchangePoints.of(case, periods) if exchanges is None else exchanges
     g_pos = pos.loc[g["bus"]].to_numpy()
     s_pos = pos.loc[s["bus"]].to_numpy()
-    c_pos = pos.loc[[c.mv_bus for c in case.communities]].to_numpy()
+    c_pos = pos.loc[ex.mv_buses].to_numpy()
 
-    # exchanges: parameters, with their range over the whole case as implied bounds
-    ranges = np.array([exchange_range(case, c) for c in case.communities]).reshape(-1, 2)
-    p_ex = model.add_variables("p_ex_mw", (comm, periods), ranges[:, :1], ranges[:, 1:],
+    # exchanges: parameters, with their range as implied bounds
+    ranges = ex.p_range_mw
+    p_ex = model.add_variables("p_ex_mw", (ex.names, periods), ranges[:, :1], ranges[:, 1:],
                                parameter=True, implied_lower=ranges[:, :1],
                                implied_upper=ranges[:, 1:])
-    q_ex = np.array([c.q_exchange_mvar.loc[periods].to_numpy() for c in case.communities]
-                    ).reshape(len(comm), nt)
-    q_ex_env = np.array([[c.q_exchange_mvar.min(), c.q_exchange_mvar.max()]
-                         for c in case.communities]).reshape(-1, 2)
+    q_ex = ex.q_mvar
+    q_ex_env = ex.q_range_mvar
 
     def by_bus(frame: pd.DataFrame, rows) -> np.ndarray:
         out = np.zeros((nb, frame.shape[0] if rows is None else len(rows)))

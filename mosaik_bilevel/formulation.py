@@ -41,6 +41,11 @@ class Tariff:
     def payment(self, x: np.ndarray) -> float:
         return float(self.coefs @ x[self.cols])
 
+    def payment_by_period(self, x: np.ndarray) -> np.ndarray:
+        """Tariff payments per period (summed over communities)."""
+        n = self.p_import.shape[1]
+        return (self.coefs * x[self.cols]).reshape(-1, n).sum(axis=0)
+
 
 @dataclass
 class Formulation:
@@ -76,9 +81,13 @@ class Formulation:
         return None if embedding is None else embedding.ids(block)
 
 
-def add_tariff(model: LinearModel, case: Case, communities: list[CommunityBlocks],
-               periods: pd.DatetimeIndex) -> Tariff:
-    """Split each exchange into import and export parts and price them at the tariff."""
+def add_tariff(model: LinearModel, step_h: float, prices: pd.DataFrame,
+               communities: list[CommunityBlocks], periods: pd.DatetimeIndex) -> Tariff:
+    """Split each exchange into import and export parts and price them at the tariff.
+
+    ``prices`` has the columns ``tariff_buy_per_mwh`` and ``tariff_sell_per_mwh`` for
+    ``periods``.
+    """
     names = pd.Index([c.community.name for c in communities], name="community")
     caps = np.array([[c.community.s_max_mva] for c in communities])
     p_imp = model.add_variables("tariff.p_import_mw", (names, periods), 0.0, caps)
@@ -88,12 +97,11 @@ def add_tariff(model: LinearModel, case: Case, communities: list[CommunityBlocks
     model.add_terms(split.ids, p_ex, 1.0)
     model.add_terms(split.ids, p_imp.ids, -1.0)
     model.add_terms(split.ids, p_exp.ids, 1.0)
-    dt = case.step_h
-    buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
-    sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
+    buy = prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
+    sell = prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
     cols = np.concatenate([p_imp.ids.ravel(), p_exp.ids.ravel()])
-    coefs = np.concatenate([np.broadcast_to(dt * buy, p_imp.shape).ravel(),
-                            np.broadcast_to(-dt * sell, p_exp.shape).ravel()])
+    coefs = np.concatenate([np.broadcast_to(step_h * buy, p_imp.shape).ravel(),
+                            np.broadcast_to(-step_h * sell, p_exp.shape).ravel()])
     model.add_objective(cols, coefs)
     return Tariff(p_import=p_imp, p_export=p_exp, cols=cols, coefs=coefs)
 
@@ -145,17 +153,17 @@ def build_formulation(
         if pricing == "dlmp":
             model.add_objective(*form.kkt.payment_terms())
         else:
-            form.tariff = add_tariff(model, case, blocks, periods)
+            form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
     elif method in ("hpr", "integrated"):
         form.primal = embed(model, follower.model, exchanges, prefix="follower")
         if method == "hpr":
             form.pricing = "tariff"
-            form.tariff = add_tariff(model, case, blocks, periods)
+            form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
         else:
             a = follower.model.arrays
             y = np.flatnonzero(~a.parameter)
             model.add_objective(form.primal.col_map[y], a.cost[y])
             model.objective_offset += a.offset
     else:  # standalone
-        form.tariff = add_tariff(model, case, blocks, periods)
+        form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
     return form

@@ -43,6 +43,7 @@ class SolverOptions:
     """
 
     mip_rel_gap: float = 1e-4
+    mip_abs_gap: float = 1e-6
     time_limit_s: float = float("inf")
     threads: int | None = None
     presolve: bool = True
@@ -55,6 +56,7 @@ class SolverOptions:
     def apply(self, h: highspy.Highs) -> None:
         h.setOptionValue("output_flag", bool(self.log))
         h.setOptionValue("mip_rel_gap", float(self.mip_rel_gap))
+        h.setOptionValue("mip_abs_gap", float(self.mip_abs_gap))
         if np.isfinite(self.time_limit_s):
             h.setOptionValue("time_limit", float(self.time_limit_s))
         if self.threads is not None:

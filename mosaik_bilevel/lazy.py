@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formulation import Formulation
+from .community import CommunityBlocks
+from .kkt import KKTSystem
 
 #: A value above this counts as positive (MW, MWh, cost units per unit).
 TOL = 1e-7
@@ -33,24 +34,25 @@ class LazyBinaries:
     z: np.ndarray  # (n, 3): z, p_ch, p_dis column ids
     on: np.ndarray
     beta: np.ndarray  # β column ids (aligned with the KKT's kept rows)
+    kkt: KKTSystem | None = None
 
     @classmethod
-    def of(cls, form: Formulation) -> LazyBinaries:
+    def of(cls, communities: list[CommunityBlocks], kkt: KKTSystem | None) -> LazyBinaries:
         z = [np.column_stack([c.z.ids.ravel(), c.p_ch.ids.ravel(), c.p_dis.ids.ravel()])
-             for c in form.communities if c.z is not None]
-        on = [c.on.ids.ravel() for c in form.communities if c.on is not None]
+             for c in communities if c.z is not None]
+        on = [c.on.ids.ravel() for c in communities if c.on is not None]
         return cls(
             z=np.vstack(z) if z else np.zeros((0, 3), dtype=np.int64),
             on=np.concatenate(on) if on else np.zeros(0, dtype=np.int64),
-            beta=(form.kkt.beta.ids.ravel() if form.kkt is not None
-                  else np.zeros(0, dtype=np.int64)),
+            beta=kkt.beta.ids.ravel() if kkt is not None else np.zeros(0, dtype=np.int64),
+            kkt=kkt,
         )
 
     @property
     def columns(self) -> np.ndarray:
         return np.concatenate([self.z[:, 0], self.on, self.beta])
 
-    def violations(self, form: Formulation, x: np.ndarray, relaxed: np.ndarray) -> np.ndarray:
+    def violations(self, x: np.ndarray, relaxed: np.ndarray) -> np.ndarray:
         """Relaxed columns whose logic the solution ``x`` breaks."""
         bad = []
         if self.z.size:
@@ -59,7 +61,7 @@ class LazyBinaries:
         if self.on.size:
             bad.append(self.on[np.abs(x[self.on] - np.round(x[self.on])) > 1e-6])
         if self.beta.size:
-            kkt = form.kkt
+            kkt = self.kkt
             g = kkt.form.G[kkt.kept]
             slack = kkt.form.h[kkt.kept] - g @ x[kkt.y]
             mu = x[kkt.mu.ids]
@@ -75,3 +77,43 @@ class LazyBinaries:
         if self.on.size:
             x[self.on] = np.round(x[self.on])
         return x
+
+
+def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool):
+    """Solve with ``lazy``'s binaries relaxed, restoring those a solution needs.
+
+    Parameters
+    ----------
+    highs
+        A :class:`~mosaik_bilevel.highs.HighsSolver` holding the model.
+    integer
+        The model's integrality; ``lazy``'s columns start relaxed.
+    polish
+        Re-solve the LP with the integers fixed before checking (exact complementarity).
+
+    Returns
+    -------
+    (result of the last solve, its solution with the relaxed modes completed or None,
+    number of solves)
+    """
+    mask = integer.copy()
+    mask[lazy.columns] = False
+    highs.set_integrality(mask)
+    rounds = 0
+    while True:
+        res = highs.solve(duals=False)
+        rounds += 1
+        if not res.has_solution:
+            return res, None, rounds
+        x = res.x
+        if polish and highs.integrality.any():
+            ints = np.flatnonzero(highs.integrality)
+            fixed = highs.solve_fixed(ints, np.round(x[ints]))
+            if fixed.has_solution and fixed.status.ok:
+                x = fixed.x
+        restore = lazy.violations(x, ~highs.integrality)
+        if not restore.size:
+            return res, lazy.complete(x), rounds
+        mask = highs.integrality.copy()
+        mask[restore] = True
+        highs.set_integrality(mask)

@@ -110,10 +110,13 @@ class LinearModel:
         self._vals: list[np.ndarray] = []
         self._cost_cols: list[np.ndarray] = []
         self._cost_vals: list[np.ndarray] = []
+        self._terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cpart: dict[str, int] = {}
         self._part: dict[str, int] = {}
         self.n_cols = 0
         self.n_rows = 0
         self._arrays: ModelArrays | None = None
+        self._matrix: sp.csc_matrix | None = None  # kept while only bounds and costs change
 
     # -- building --------------------------------------------------------------------------
     def add_variables(
@@ -153,7 +156,7 @@ class LinearModel:
         self.n_cols += n
         block = Variables(name, ids, coords, integer=integer, parameter=parameter)
         self.variables[name] = block
-        self._arrays = None
+        self._arrays = self._matrix = None
         return block
 
     def add_constraints(self, name: str, coords, sense: str, rhs=0.0) -> Constraints:
@@ -169,12 +172,13 @@ class LinearModel:
         rhs = np.broadcast_to(np.asarray(rhs, dtype=float), shape).ravel().copy()
         lo = rhs if sense in ("==", ">=") else np.full(n, -INF)
         hi = rhs if sense in ("==", "<=") else np.full(n, INF)
+        self._cpart[name] = len(self._row_lower)
         self._row_lower.append(np.array(lo))
         self._row_upper.append(np.array(hi))
         self.n_rows += n
         block = Constraints(name, ids, coords, sense=sense)
         self.constraints[name] = block
-        self._arrays = None
+        self._arrays = self._matrix = None
         return block
 
     def add_terms(self, rows, cols, coefs=1.0) -> None:
@@ -185,13 +189,32 @@ class LinearModel:
         self._rows.append(rows.ravel()[keep].astype(np.int64))
         self._cols.append(cols.ravel()[keep].astype(np.int64))
         self._vals.append(coefs.ravel()[keep].astype(float))
-        self._arrays = None
+        self._arrays = self._matrix = None
 
     def add_objective(self, cols, coefs) -> None:
         """Add ``coefs · x[cols]`` to the objective (broadcast)."""
         cols, coefs = np.broadcast_arrays(np.asarray(cols), np.asarray(coefs, dtype=float))
         self._cost_cols.append(cols.ravel().astype(np.int64))
         self._cost_vals.append(coefs.ravel().astype(float))
+        self._arrays = None
+
+    def set_objective_term(self, name: str, cols, coefs) -> None:
+        """Set a named objective term ``coefs · x[cols]``, replacing the term of that name.
+
+        Iterative methods keep their changing terms (multipliers, penalty weights) here.
+        """
+        cols, coefs = np.broadcast_arrays(np.asarray(cols), np.asarray(coefs, dtype=float))
+        self._terms[name] = (cols.ravel().astype(np.int64), coefs.ravel().astype(float))
+        self._arrays = None
+
+    def set_rhs(self, block: Constraints, rhs) -> None:
+        """Change the right-hand sides of a constraint block."""
+        part = self._cpart[block.name]
+        rhs = np.broadcast_to(np.asarray(rhs, dtype=float), block.shape).ravel().copy()
+        if block.sense in ("==", ">="):
+            self._row_lower[part] = rhs.copy()
+        if block.sense in ("==", "<="):
+            self._row_upper[part] = rhs.copy()
         self._arrays = None
 
     # -- finished arrays -------------------------------------------------------------------
@@ -207,15 +230,20 @@ class LinearModel:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
         cost = np.zeros(self.n_cols)
-        if self._cost_cols:
-            np.add.at(cost, cat(self._cost_cols, np.int64), cat(self._cost_vals))
-        matrix = sp.csc_matrix(
-            (cat(self._vals), (cat(self._rows, np.int64), cat(self._cols, np.int64))),
-            shape=(self.n_rows, self.n_cols),
-        )
-        matrix.sum_duplicates()
-        matrix.eliminate_zeros()
-        matrix.sort_indices()
+        cols = self._cost_cols + [c for c, _v in self._terms.values()]
+        vals = self._cost_vals + [v for _c, v in self._terms.values()]
+        if cols:
+            np.add.at(cost, cat(cols, np.int64), cat(vals))
+        if self._matrix is None:
+            matrix = sp.csc_matrix(
+                (cat(self._vals), (cat(self._rows, np.int64), cat(self._cols, np.int64))),
+                shape=(self.n_rows, self.n_cols),
+            )
+            matrix.sum_duplicates()
+            matrix.eliminate_zeros()
+            matrix.sort_indices()
+            self._matrix = matrix
+        matrix = self._matrix
         def snap(values):  # floating-point noise (1e-25) is zero, not a tiny bound
             values = values.copy()
             values[np.abs(values) < 1e-13] = 0.0

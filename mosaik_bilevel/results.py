@@ -21,7 +21,7 @@ from .formulation import Formulation
 from .linear import ModelSize
 
 TABLES = ("exchanges", "dlmp", "mv_dispatch", "batteries", "rooftop_pv", "shiftable",
-          "mv_voltage", "periods")
+          "mv_voltage", "periods", "residuals", "deviation")
 
 
 @dataclass
@@ -56,6 +56,8 @@ class SolveResult:
     shiftable: pd.DataFrame | None = None
     mv_voltage: pd.DataFrame | None = None
     periods_table: pd.DataFrame | None = None
+    residuals: pd.DataFrame | None = None
+    deviation: pd.DataFrame | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,24 +122,97 @@ def _long(values: np.ndarray, names: dict[str, pd.Index], column: str) -> pd.Dat
     return pd.DataFrame({column: np.asarray(values).ravel()}, index=index)
 
 
-def marginal_resource(form: Formulation, root_price: np.ndarray) -> list[str]:
+def marginal_resource(case, periods, root_price: np.ndarray) -> list[str]:
     """Which resource's cost equals the price at the substation bus, per period."""
-    case = form.case
-    periods = form.periods
     upstream = case.prices["upstream_per_mwh"].loc[periods].to_numpy()
+    costs = [("upstream", upstream)]
+    costs += [(str(n), np.full(len(periods), c))
+              for n, c in case.generators["cost_per_mwh"].items()]
+    costs += [(str(n), np.full(len(periods), c))
+              for n, c in case.pv_plants["cost_per_mwh"].items()]
     labels = []
     for t, price in enumerate(root_price):
-        hits = []
-        if abs(price - upstream[t]) <= 1e-6 * max(1.0, abs(price)):
-            hits.append("upstream")
-        for name, cost in case.generators["cost_per_mwh"].items():
-            if abs(price - cost) <= 1e-6 * max(1.0, abs(price)):
-                hits.append(str(name))
-        for name, cost in case.pv_plants["cost_per_mwh"].items():
-            if abs(price - cost) <= 1e-6 * max(1.0, abs(price)):
-                hits.append(str(name))
+        hits = [name for name, cost in costs
+                if abs(price - cost[t]) <= 1e-6 * max(1.0, abs(price))]
         labels.append("+".join(hits) if hits else "network")
     return labels
+
+
+def dlmp_table(buses, periods, dlmp: np.ndarray, lp_dlmp: np.ndarray | None) -> pd.DataFrame:
+    """DLMPs per bus and period: the settled one beside the follower LP's own dual."""
+    time = pd.Index(periods, name="time")
+    table = _long(dlmp, {"bus": pd.Index(buses, name="bus"), "time": time}, "dlmp_per_mwh")
+    table["dlmp_lp_per_mwh"] = np.nan if lp_dlmp is None else lp_dlmp.ravel()
+    table["deviation_per_mwh"] = table["dlmp_per_mwh"] - table["dlmp_lp_per_mwh"]
+    return table.reset_index()
+
+
+def exchange_table(names, mv_buses, periods, p_mw: np.ndarray, q_mvar: np.ndarray,
+                   price: np.ndarray, step_h: float) -> pd.DataFrame:
+    """Exchanges per community and period with their settlement."""
+    time = pd.Index(periods, name="time")
+    ex = _long(p_mw, {"community": pd.Index(names, name="community"), "time": time}, "p_mw")
+    ex["q_mvar"] = np.asarray(q_mvar).ravel()
+    ex["mv_bus"] = np.repeat(np.asarray(mv_buses), len(periods))
+    ex["price_per_mwh"] = np.asarray(price).ravel()
+    ex["payment"] = (np.asarray(price) * p_mw * step_h).ravel()
+    return ex.reset_index()
+
+
+def dispatch_tables(case, follower, values) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MV dispatch (substation, units, PV plants) and MV voltages.
+
+    ``values(block)`` gives the solution values of a follower block.
+    """
+    periods = follower.periods
+    rows = []
+    upstream = case.prices["upstream_per_mwh"].loc[periods].to_numpy()
+    rows.append(pd.DataFrame({"unit": "substation", "kind": "upstream",
+                              "bus": follower.mv.network.root, "time": periods,
+                              "p_mw": values(follower.p_sub), "q_mvar": values(follower.q_sub),
+                              "cost_per_mwh": upstream}))
+    for block_p, block_q, table, kind in (
+            (follower.p_gen, follower.q_gen, case.generators, "conventional"),
+            (follower.p_pv, None, case.pv_plants, "pv")):
+        vp = values(block_p)
+        vq = values(block_q) if block_q is not None else np.zeros_like(vp)
+        for i, name in enumerate(table.index):
+            rows.append(pd.DataFrame({
+                "unit": name, "kind": kind, "bus": int(table["bus"].iloc[i]), "time": periods,
+                "p_mw": vp[i], "q_mvar": vq[i],
+                "cost_per_mwh": float(table["cost_per_mwh"].iloc[i])}))
+    disp = pd.concat(rows, ignore_index=True)
+    if len(case.pv_plants):
+        avail = case.pv_plant_availability_pu.loc[periods] * case.pv_plants["p_peak_mw"]
+        disp["available_mw"] = np.nan
+        for name in case.pv_plants.index:
+            mask = (disp["unit"] == name) & (disp["kind"] == "pv")
+            disp.loc[mask, "available_mw"] = avail[name].to_numpy()
+    w = values(follower.mv.w)
+    vm = np.vstack([np.full(len(periods), follower.mv.w_root), w])
+    voltage = _long(np.sqrt(np.maximum(vm, 0)),
+                    {"bus": pd.Index(follower.mv.network.buses, name="bus"),
+                     "time": pd.Index(periods, name="time")}, "vm_pu").reset_index()
+    return disp, voltage
+
+
+def periods_table(case, periods, dlmp, lp_dlmp, p_ex: np.ndarray,
+                  p_sub: np.ndarray | None) -> pd.DataFrame:
+    """Per period: who sets the price, how far the settled price is from the LP's own."""
+    per = pd.DataFrame({"time": periods})
+    if dlmp is not None:
+        per["root_price_per_mwh"] = dlmp[0]
+        per["marginal_resource"] = marginal_resource(case, periods, dlmp[0])
+        if lp_dlmp is not None:
+            dev = np.abs(dlmp - lp_dlmp).max(axis=0)
+            per["root_price_lp_per_mwh"] = lp_dlmp[0]
+            per["max_price_deviation_per_mwh"] = dev
+            per["price_differs_from_lp"] = dev > 1e-6 * np.maximum(
+                1.0, np.abs(lp_dlmp).max(axis=0))
+    per["exchange_total_mw"] = p_ex.sum(axis=0)
+    if p_sub is not None:
+        per["substation_p_mw"] = p_sub
+    return per
 
 
 def read_tables(form: Formulation, x: np.ndarray, response: FollowerResponse | None,
@@ -154,9 +229,8 @@ def read_tables(form: Formulation, x: np.ndarray, response: FollowerResponse | N
     prices_per_mwh
         The bilevel's DLMPs (bus × period) where the method has them (``exact``), else None.
     """
-    case, periods, dt = form.case, form.periods, form.case.step_h
+    case, periods = form.case, form.periods
     f = form.follower
-    time = pd.Index(periods, name="time")
     out: dict[str, pd.DataFrame] = {}
 
     def follower_values(block):
@@ -165,111 +239,72 @@ def read_tables(form: Formulation, x: np.ndarray, response: FollowerResponse | N
             return x[ids]
         return None if response is None or response.x is None else response.x[block.ids]
 
-    # DLMPs
     lp_dlmp = None if response is None or response.dlmp is None else response.dlmp.to_numpy()
     dlmp = prices_per_mwh if prices_per_mwh is not None else lp_dlmp
-    buses = pd.Index(f.mv.network.buses, name="bus")
     if dlmp is not None:
-        table = _long(dlmp, {"bus": buses, "time": time}, "dlmp_per_mwh")
-        table["dlmp_lp_per_mwh"] = np.nan if lp_dlmp is None else lp_dlmp.ravel()
-        table["deviation_per_mwh"] = table["dlmp_per_mwh"] - table["dlmp_lp_per_mwh"]
-        out["dlmp"] = table.reset_index()
+        out["dlmp"] = dlmp_table(f.mv.network.buses, periods, dlmp, lp_dlmp)
 
-    # exchanges and their settlement
-    names = pd.Index([c.community.name for c in form.communities], name="community")
+    names = [c.community.name for c in form.communities]
+    buses = [c.community.mv_bus for c in form.communities]
     p_ex = form.exchanges(x)
     q_ex = np.vstack([c.community.q_exchange_mvar.loc[periods].to_numpy()
                       for c in form.communities])
-    ex = _long(p_ex, {"community": names, "time": time}, "p_mw")
-    ex["q_mvar"] = q_ex.ravel()
-    ex["mv_bus"] = np.repeat([c.community.mv_bus for c in form.communities], len(periods))
-    if form.pricing == "tariff":
-        buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
-        sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
-        price = np.where(p_ex >= 0, buy[None, :], sell[None, :])
-    elif dlmp is not None:
-        pos = f.mv.network.position.loc[[c.community.mv_bus for c in form.communities]]
-        price = dlmp[pos.to_numpy()]
-    else:
-        price = np.full_like(p_ex, np.nan)
-    ex["price_per_mwh"] = price.ravel()
-    ex["payment"] = (price * p_ex * dt).ravel()
-    out["exchanges"] = ex.reset_index()
+    out["exchanges"] = exchange_table(names, buses, periods, p_ex, q_ex,
+                                      settlement_prices(case, form.pricing, periods, p_ex,
+                                                        dlmp, f, buses), case.step_h)
 
-    # MV dispatch: substation, units, PV plants
-    rows = []
-    p_sub, q_sub = follower_values(f.p_sub), follower_values(f.q_sub)
+    p_sub = follower_values(f.p_sub)
     if p_sub is not None:
-        upstream = case.prices["upstream_per_mwh"].loc[periods].to_numpy()
-        rows.append(pd.DataFrame({"unit": "substation", "kind": "upstream",
-                                  "bus": f.mv.network.root, "time": periods, "p_mw": p_sub,
-                                  "q_mvar": q_sub, "cost_per_mwh": upstream}))
-        for block_p, block_q, table, kind in (
-                (f.p_gen, f.q_gen, case.generators, "conventional"),
-                (f.p_pv, None, case.pv_plants, "pv")):
-            vp = follower_values(block_p)
-            vq = follower_values(block_q) if block_q is not None else np.zeros_like(vp)
-            for i, name in enumerate(table.index):
-                rows.append(pd.DataFrame({
-                    "unit": name, "kind": kind, "bus": int(table["bus"].iloc[i]),
-                    "time": periods, "p_mw": vp[i], "q_mvar": vq[i],
-                    "cost_per_mwh": float(table["cost_per_mwh"].iloc[i])}))
-        disp = pd.concat(rows, ignore_index=True)
-        if len(case.pv_plants):
-            avail = (case.pv_plant_availability_pu.loc[periods] * case.pv_plants["p_peak_mw"])
-            disp["available_mw"] = np.nan
-            for name in case.pv_plants.index:
-                mask = (disp["unit"] == name) & (disp["kind"] == "pv")
-                disp.loc[mask, "available_mw"] = avail[name].to_numpy()
-        out["mv_dispatch"] = disp
-        w = follower_values(f.mv.w)
-        vm = np.vstack([np.full(len(periods), f.mv.w_root), w])
-        out["mv_voltage"] = _long(np.sqrt(np.maximum(vm, 0)), {"bus": buses, "time": time},
-                                  "vm_pu").reset_index()
+        out["mv_dispatch"], out["mv_voltage"] = dispatch_tables(case, f, follower_values)
 
-    # community devices
     bat, pv, sh = [], [], []
     for c in form.communities:
-        name = c.community.name
-        if c.e is not None:
-            idx = {"battery": pd.Index(c.community.batteries.index, name="battery"),
-                   "time": time}
-            t = _long(x[c.p_ch.ids], idx, "p_ch_mw")
-            t["p_dis_mw"] = x[c.p_dis.ids].ravel()
-            t["e_mwh"] = x[c.e.ids].ravel()
-            t["charging"] = np.round(x[c.z.ids]).astype(int).ravel()
-            t.insert(0, "community", name)
-            bat.append(t.reset_index())
-        if c.p_pv is not None:
-            idx = {"unit": pd.Index(c.community.pv.index, name="unit"), "time": time}
-            t = _long(x[c.p_pv.ids], idx, "p_mw")
-            t["available_mw"] = c.community.pv_available_mw.loc[periods].to_numpy().T.ravel()
-            t.insert(0, "community", name)
-            pv.append(t.reset_index())
-        if c.on is not None:
-            idx = {"load": pd.Index(c.community.shiftable.index, name="load"), "time": time}
-            on = np.round(x[c.on.ids]).astype(int)
-            t = _long(on, idx, "on")
-            t["p_mw"] = (on * c.community.shiftable[["p_mw"]].to_numpy()).ravel()
-            t.insert(0, "community", name)
-            sh.append(t.reset_index())
+        b, p, s_ = community_tables(c, x)
+        bat += b
+        pv += p
+        sh += s_
     for key, parts in (("batteries", bat), ("rooftop_pv", pv), ("shiftable", sh)):
         if parts:
             out[key] = pd.concat(parts, ignore_index=True)
-
-    # per period: who sets the price, how far the bilevel price is from the LP's
-    per = pd.DataFrame({"time": periods})
-    if dlmp is not None:
-        per["root_price_per_mwh"] = dlmp[0]
-        per["marginal_resource"] = marginal_resource(form, dlmp[0])
-        if lp_dlmp is not None:
-            dev = np.abs(dlmp - lp_dlmp).max(axis=0)
-            per["root_price_lp_per_mwh"] = lp_dlmp[0]
-            per["max_price_deviation_per_mwh"] = dev
-            per["price_differs_from_lp"] = dev > 1e-6 * np.maximum(1.0, np.abs(lp_dlmp).max(
-                axis=0))
-    per["exchange_total_mw"] = p_ex.sum(axis=0)
-    if p_sub is not None:
-        per["substation_p_mw"] = p_sub
-    out["periods"] = per
+    out["periods"] = periods_table(case, periods, dlmp, lp_dlmp, p_ex, p_sub)
     return out
+
+
+def settlement_prices(case, pricing, periods, p_ex, dlmp, follower, buses) -> np.ndarray:
+    """The price each exchange is settled at (per MWh): tariff or DLMP at its bus."""
+    if pricing == "tariff":
+        buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
+        sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
+        return np.where(p_ex >= 0, buy[None, :], sell[None, :])
+    if dlmp is not None:
+        return dlmp[follower.mv.network.position.loc[list(buses)].to_numpy()]
+    return np.full_like(p_ex, np.nan)
+
+
+def community_tables(c, x: np.ndarray):
+    """Battery, rooftop-PV and shiftable-load tables of one community's blocks."""
+    name = c.community.name
+    time = pd.Index(c.periods, name="time")
+    bat, pv, sh = [], [], []
+    if c.e is not None:
+        idx = {"battery": pd.Index(c.community.batteries.index, name="battery"), "time": time}
+        t = _long(x[c.p_ch.ids], idx, "p_ch_mw")
+        t["p_dis_mw"] = x[c.p_dis.ids].ravel()
+        t["e_mwh"] = x[c.e.ids].ravel()
+        t["charging"] = np.round(x[c.z.ids]).astype(int).ravel()
+        t.insert(0, "community", name)
+        bat.append(t.reset_index())
+    if c.p_pv is not None:
+        idx = {"unit": pd.Index(c.community.pv.index, name="unit"), "time": time}
+        t = _long(x[c.p_pv.ids], idx, "p_mw")
+        t["available_mw"] = c.community.pv_available_mw.loc[c.periods].to_numpy().T.ravel()
+        t.insert(0, "community", name)
+        pv.append(t.reset_index())
+    if c.on is not None:
+        idx = {"load": pd.Index(c.community.shiftable.index, name="load"), "time": time}
+        on = np.round(x[c.on.ids]).astype(int)
+        t = _long(on, idx, "on")
+        t["p_mw"] = (on * c.community.shiftable[["p_mw"]].to_numpy()).ravel()
+        t.insert(0, "community", name)
+        sh.append(t.reset_index())
+    return bat, pv, sh

@@ -123,7 +123,7 @@ class Solver:
         form = self.formulation
         big_m_log: list[str] = []
         times["solve"] = times["polish"] = times["checks"] = 0.0
-        lazy = LazyBinaries.of(form) if self.lazy else None
+        lazy = LazyBinaries.of(form.communities, form.kkt) if self.lazy else None
         integer = form.model.arrays.integer.copy()
         if lazy is not None:
             integer[lazy.columns] = False
@@ -152,7 +152,7 @@ class Solver:
             x = self._polish(res, big_m_log)
             times["polish"] += time.perf_counter() - t0
             if lazy is not None:
-                restore = lazy.violations(form, x, ~self._highs.integrality)
+                restore = lazy.violations(x, ~self._highs.integrality)
                 if restore.size:  # the relaxation's answer breaks a relaxed logic
                     integer = self._highs.integrality.copy()
                     integer[restore] = True

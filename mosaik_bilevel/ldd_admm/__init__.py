@@ -1,0 +1,1 @@
+"""The distributed LDD-ADMM method (model.md §6): communities, coordinator, backends."""

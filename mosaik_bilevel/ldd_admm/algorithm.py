@@ -1,0 +1,319 @@
+"""The LDD-ADMM iterations (model.md §6) and their result.
+
+With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_c`` and penalty
+``ρ``, one iteration is
+
+1. community step, in parallel and in private: ``x_c = argmin L_c(x) + ν_c'x + ρ/2 ‖x − z_c‖²``;
+2. coordinator step: ``z = argmin payments(z) − ν'z + ρ/2 ‖x − z‖²`` over the follower's KKT
+   system;
+3. multiplier step: ``ν ← ν + ρ (x − z)``;
+4. residuals ``r = ‖x − z‖`` and ``s = ρ ‖z − z_prev‖`` against
+   ``ε_pri = √n ε_abs + ε_rel max(‖x‖, ‖z‖)`` and ``ε_dual = √n ε_abs + ε_rel ‖ν‖``
+   (Boyd et al. 2011, §3.3); ρ adapted by residual balancing (×τ when r > μ s, ÷τ when
+   s > μ r) and, because integer steps can cycle, raised by τ whenever r has not fallen by
+   ``stall_decrease`` over the last ``stall_window`` iterations (then not lowered for a
+   window).
+
+Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
+exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
+consistent solution each iteration; the result is the last one when the method converged, and
+otherwise the best one found, reported as not converged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from ..certificate import Certificate
+from ..highs import SolverOptions
+from ..results import (
+    SolveResult,
+    dispatch_tables,
+    dlmp_table,
+    exchange_table,
+    periods_table,
+    settlement_prices,
+)
+from .backends import AgentSpec, Backend, SequentialBackend
+from .community import PenaltySpec
+from .coordinator import Coordinator
+
+
+@dataclass(frozen=True)
+class ADMMOptions:
+    """Settings of LDD-ADMM (units: MW for exchanges, cost per MW² and period for ρ)."""
+
+    rho: float = 100.0
+    eps_abs: float = 1e-5
+    eps_rel: float = 1e-4
+    max_iterations: int = 60
+    adapt_rho: bool = True
+    balance_mu: float = 10.0
+    balance_tau: float = 2.0
+    stall_window: int = 5
+    stall_decrease: float = 0.1
+    step_mip_rel_gap: float = 1e-9
+    step_mip_abs_gap: float = 1e-10
+    penalty: PenaltySpec = field(default_factory=PenaltySpec)
+
+
+@dataclass
+class Iterate:
+    """A consistent solution: exchanges, the market cleared at them, the communities' costs."""
+
+    iteration: int
+    x: dict[str, list]
+    own_cost: np.ndarray  # community × period
+    clearing: object
+    leader_cost: float
+
+
+def solve_ldd_admm(
+    case: Case,
+    pricing: str = "dlmp",
+    *,
+    start=None,
+    backend: Backend | None = None,
+    options: ADMMOptions | None = None,
+    solver_options: SolverOptions | None = None,
+    compare_exact: bool = False,
+) -> SolveResult:
+    """Solve one horizon of ``case`` with LDD-ADMM (see the module docstring).
+
+    Parameters
+    ----------
+    backend
+        Where the communities run (default: sequentially in this process).
+    compare_exact
+        Also solve the exact method on the same horizon and report the deviation.
+    """
+    opts = options or ADMMOptions()
+    if opts.penalty.step_mw > opts.eps_abs / 2:
+        raise ValueError(f"the penalty's tangent step ({opts.penalty.step_mw:g} MW) must not "
+                         f"exceed half the absolute tolerance ({opts.eps_abs:g} MW)")
+    solver_options = solver_options or SolverOptions()
+    backend = backend or SequentialBackend()
+    periods = case.periods(start)
+    t_all = time.perf_counter()
+    times = {"startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0}
+    # steps must resolve penalties of ρ ε² (~1e-8): tight gaps, cheap with lazy binaries
+    step_options = SolverOptions(**{**solver_options.__dict__,
+                                    "mip_rel_gap": opts.step_mip_rel_gap,
+                                    "mip_abs_gap": opts.step_mip_abs_gap})
+    agent_options = (step_options if backend.workers <= 1 else SolverOptions(
+        **{**step_options.__dict__, "threads": 1}))
+    tariff = case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
+    specs = [AgentSpec(c, case.community_settings, pricing,
+                       tariff if pricing == "tariff" else None, agent_options, opts.penalty)
+             for c in case.communities]
+    names = list(case.community_names)
+
+    t0 = time.perf_counter()
+    backend.start(specs)
+    disclosed = backend.call("open", {n: (str(periods[0]), len(periods)) for n in names})
+    coordinator = Coordinator(case, {c.name: int(c.mv_bus) for c in case.communities},
+                              pricing=pricing, options=step_options, penalty=opts.penalty)
+    coordinator.open(periods, disclosed)
+    times["startup"] = time.perf_counter() - t0
+
+    n_coords = len(names) * len(periods)
+    zeros = [0.0] * len(periods)
+    replies = backend.call("propose", {n: (zeros, None, 0.0) for n in names})
+    _check_replies(replies)
+    x = {n: replies[n]["x"] for n in names}
+    z = {n: list(v) for n, v in x.items()}
+    nu = {n: np.zeros(len(periods)) for n in names}
+    rho = opts.rho
+    history, best, last = [], None, None
+    hold = 0  # no decrease of ρ before this iteration (after a forced increase)
+    converged = False
+    for k in range(1, opts.max_iterations + 1):
+        t0 = time.perf_counter()
+        replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho) for n in names})
+        times["community"] += time.perf_counter() - t0
+        _check_replies(replies)
+        x = {n: replies[n]["x"] for n in names}
+        t0 = time.perf_counter()
+        step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho)
+        times["coordinator"] += time.perf_counter() - t0
+        z_prev, z = z, step["z"]
+        xa = np.array([x[n] for n in names])
+        za = np.array([z[n] for n in names])
+        zp = np.array([z_prev[n] for n in names])
+        for i, n in enumerate(names):
+            nu[n] = nu[n] + rho * (xa[i] - za[i])
+        r = float(np.linalg.norm(xa - za))
+        s = float(rho * np.linalg.norm(za - zp))
+        nua = np.array([nu[n] for n in names])
+        eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
+            np.linalg.norm(xa), np.linalg.norm(za))
+        eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
+
+        t0 = time.perf_counter()
+        own = np.array([replies[n]["own_cost"] for n in names])
+        last = _clear(coordinator, k, x, own)
+        times["clearing"] += time.perf_counter() - t0
+        if last is not None and (best is None or last.leader_cost < best.leader_cost):
+            best = last
+        history.append({
+            "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
+            "eps_dual": eps_dual, "rho": rho,
+            "leader_cost": last.leader_cost if last is not None else math.nan,
+            "community_bound": max(float(replies[n]["bound"]) for n in names),
+            "coordinator_bound": float(step["bound"]),
+        })
+        if r <= eps_pri and s <= eps_dual:
+            converged = True
+            break
+        if opts.adapt_rho:
+            stalled = k > opts.stall_window and r > (1 - opts.stall_decrease) * history[
+                -1 - opts.stall_window]["primal_residual"]
+            if r > opts.balance_mu * s or (stalled and k >= hold):
+                rho *= opts.balance_tau
+                if stalled:  # integer steps can cycle: force consensus, and keep forcing
+                    hold = k + opts.stall_window
+            elif s > opts.balance_mu * r and k >= hold:
+                rho /= opts.balance_tau
+
+    chosen = last if converged and last is not None else best
+    result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
+                     history, times, t_all)
+    if compare_exact and chosen is not None:
+        from ..solve import Solver
+
+        exact_solver = Solver(case, "exact", pricing, options=solver_options)
+        exact = exact_solver.solve(periods[0])
+        scalars, result.deviation = _deviation(exact_solver, exact, chosen, names, periods,
+                                               case)
+        result.extra.update(scalars)
+    backend.close()
+    result.times_s["total"] = time.perf_counter() - t_all
+    return result
+
+
+def _check_replies(replies: dict) -> None:
+    failed = [n for n, r in replies.items() if r.get("x") is None]
+    if failed:
+        raise RuntimeError(f"the community step failed for {failed}: "
+                           f"{[replies[n].get('status') for n in failed]}")
+
+
+def _clear(coordinator: Coordinator, k: int, x: dict, own: np.ndarray) -> Iterate | None:
+    clearing = coordinator.clear(x)
+    if not clearing.feasible:
+        return None
+    payments = 0.0 if clearing.payments is None else float(clearing.payments.sum())
+    return Iterate(k, x, own, clearing, float(own.sum()) + payments)
+
+
+def leader_cost_by_period(own: np.ndarray, payments: np.ndarray | None) -> np.ndarray:
+    """The leader's cost per period: communities' own costs plus (dlmp) payments."""
+    cost = own.sum(axis=0)
+    return cost if payments is None else cost + payments.sum(axis=0)
+
+
+def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None, converged,
+            history, times, t_all) -> SolveResult:
+    status = ("optimal" if converged and chosen is not None else
+              "not_converged" if chosen is not None else "infeasible")
+    message = {"optimal": "converged",
+               "not_converged": f"not converged within {len(history)} iterations; the best "
+                                f"consistent solution found is reported",
+               "infeasible": "no iterate's exchanges were feasible for the follower"}[status]
+    result = SolveResult(case=case.name, method="ldd_admm", pricing=pricing,
+                         start=str(periods[0]), periods=len(periods), step_h=case.step_h,
+                         status=status, message=message, times_s=dict(times))
+    result.extra.update({"iterations": len(history), "converged": bool(converged),
+                         "backend": type(backend).__name__, "workers": backend.workers,
+                         "coordinator_log": list(coordinator.log)})
+    result.residuals = pd.DataFrame(history)
+    if chosen is None:
+        return result
+    names = list(coordinator.names)
+    clearing = chosen.clearing
+    follower = clearing.follower
+    response = clearing.response
+    xa = np.array([chosen.x[n] for n in names])
+    own = chosen.own_cost
+    payments = clearing.payments
+    result.own_cost = float(own.sum())
+    result.payments = float(0.0 if payments is None else payments.sum())
+    if pricing == "tariff":  # the communities paid the tariff in their own cost
+        tariff_part = _tariff_payments(case, periods, xa)
+        result.payments = float(tariff_part.sum())
+        result.own_cost -= result.payments
+    result.leader_cost = chosen.leader_cost
+    result.follower_cost = response.cost
+    result.system_cost = result.own_cost + response.cost
+    result.objective = chosen.leader_cost
+    result.mip_gap = math.nan
+    result.certificate = Certificate(True, response.cost, response.cost, 0.0, 1e-6,
+                                     "the follower's dispatch is its own LP optimum at the "
+                                     "communities' exchanges")
+    result.extra["chosen_iteration"] = chosen.iteration
+    result.extra["leader_cost_by_period"] = leader_cost_by_period(own, payments).tolist()
+    lp_dlmp = None if response.dlmp is None else response.dlmp.to_numpy()
+    dlmp = clearing.dlmp
+    buses = follower.mv.network.buses
+    mv_buses = coordinator.mv_buses.tolist()
+    price = settlement_prices(case, pricing, periods, xa, dlmp, follower, mv_buses)
+    result.exchanges = exchange_table(names, mv_buses, periods, xa, coordinator.q_exchange,
+                                      price, case.step_h)
+    if dlmp is not None:
+        result.dlmp = dlmp_table(buses, periods, dlmp, lp_dlmp)
+    result.mv_dispatch, result.mv_voltage = dispatch_tables(
+        case, follower, lambda block: response.x[block.ids])
+    result.periods_table = periods_table(case, periods, dlmp, lp_dlmp, xa,
+                                         response.x[follower.p_sub.ids])
+    return result
+
+
+def _tariff_payments(case, periods, xa: np.ndarray) -> np.ndarray:
+    buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
+    sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
+    return case.step_h * np.where(xa >= 0, buy * xa, sell * xa)
+
+
+def _deviation(exact_solver, exact: SolveResult, chosen: Iterate, names, periods,
+               case) -> tuple[dict, pd.DataFrame]:
+    """Deviation of the LDD-ADMM solution from the exact one (see docs/ldd_admm.md)."""
+    form, x = exact_solver.formulation, exact_solver.last_x
+    own_e = np.array([c.own_cost_by_period(x) for c in form.communities])
+    if form.pricing == "tariff":
+        own_e = own_e + _tariff_payments(case, periods, form.exchanges(x))
+        pay_e = None
+    else:
+        pay_e = exact.exchanges.pivot(index="community", columns="time",
+                                      values="payment").loc[names].to_numpy()
+    cost_e = leader_cost_by_period(own_e, pay_e)
+    cost_a = leader_cost_by_period(chosen.own_cost, chosen.clearing.payments)
+    ex_e = form.exchanges(x)
+    ex_a = np.array([chosen.x[n] for n in names])
+    scale_cost = max(np.abs(cost_e).mean(), 1e-9)
+    dev_cost = np.abs(cost_a - cost_e) / np.maximum(np.abs(cost_e), scale_cost)
+    abs_ex = np.abs(ex_e).sum(axis=0)
+    scale_ex = max(abs_ex.mean(), 1e-12)
+    dev_ex = np.abs(ex_a - ex_e).sum(axis=0) / np.maximum(abs_ex, scale_ex)
+    table = pd.DataFrame({
+        "time": periods, "leader_cost_exact": cost_e, "leader_cost_ldd_admm": cost_a,
+        "relative_deviation_cost": dev_cost, "exchange_exact_mw": ex_e.sum(axis=0),
+        "exchange_ldd_admm_mw": ex_a.sum(axis=0), "relative_deviation_exchange": dev_ex,
+    })
+    if exact.periods_table is not None and "marginal_resource" in exact.periods_table:
+        table["marginal_resource_exact"] = exact.periods_table["marginal_resource"].to_numpy()
+    return {
+        "exact_leader_cost": exact.leader_cost,
+        "exact_follower_cost": exact.follower_cost,
+        "deviation_leader_cost": (cost_a.sum() - exact.leader_cost) / max(
+            abs(exact.leader_cost), 1e-9),
+        "deviation_follower_cost": (chosen.clearing.response.cost - exact.follower_cost) / max(
+            abs(exact.follower_cost), 1e-9),
+        "average_relative_deviation_cost": float(dev_cost.mean()),
+        "average_relative_deviation_exchange": float(dev_ex.mean()),
+    }, table

@@ -1,0 +1,174 @@
+"""A community's private side of LDD-ADMM: its data, its model, its solver (model.md §6).
+
+A :class:`CommunityAgent` is built from one community's data and the case's public settings,
+inside whatever process the backend puts it in; nothing else ever holds its data. Its
+methods take and return plain Python values only (lists of floats, strings, dicts), which
+is all that crosses a process or machine boundary:
+
+- :meth:`open` builds the community's model for one horizon (once) and discloses the
+  reactive exchange profile and the transformer rating;
+- :meth:`propose` solves ``min L_c(x) + ν'x + ρ/2 ‖x − z‖²`` and returns the exchange
+  profile ``x`` (with its own cost per period, for the user's report, never the coordinator);
+- :meth:`realize` tries to run exactly a given exchange profile;
+- :meth:`report` returns the community's own schedules at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..case import Community, CommunitySettings
+from ..community import add_community
+from ..formulation import add_tariff
+from ..highs import HighsSolver, SolverOptions
+from ..lazy import LazyBinaries, solve_lazily
+from ..linear import LinearModel
+from ..pwl import add_quadratic_penalty
+
+
+@dataclass(frozen=True)
+class PenaltySpec:
+    """Tangents of the piecewise-linear ADMM penalty (see :mod:`mosaik_bilevel.pwl`).
+
+    The epigraph is flat within ``±step_mw / 2`` of its centre, so an exchange may sit that
+    far from its target at no cost: ``step_mw`` must stay below the absolute tolerance of
+    the primal residual (the method sets it to half of it).
+    """
+
+    step_mw: float = 5e-6
+    dense: int = 20
+    growth: float = 1.3
+
+
+class CommunityAgent:
+    """One community in LDD-ADMM (see the module docstring).
+
+    Parameters
+    ----------
+    community
+        The community's own data.
+    settings
+        The case's public settings (step, horizon, cost coefficients, polygon sides).
+    pricing
+        ``"dlmp"`` (payments belong to the coordinator) or ``"tariff"`` (paid here).
+    tariff
+        Import and export tariff per period of the case (``tariff_buy_per_mwh``,
+        ``tariff_sell_per_mwh``), public; needed in ``tariff`` pricing.
+    """
+
+    def __init__(self, community: Community, settings: CommunitySettings, *, pricing: str,
+                 tariff: pd.DataFrame | None = None, options: SolverOptions | None = None,
+                 penalty: PenaltySpec | None = None):
+        self._community = community
+        self._settings = settings
+        self._pricing = pricing
+        self._tariff = tariff
+        self._options = options or SolverOptions()
+        self._penalty_spec = penalty or PenaltySpec()
+        self._highs: HighsSolver | None = None
+        self._last_x: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return self._community.name
+
+    # -- the protocol (plain values in and out) -----------------------------------------------
+    def open(self, start: str, n_periods: int, initial_energy_mwh: dict | None = None) -> dict:
+        """Build the model of the horizon starting at ``start``; disclose what the grid needs.
+
+        Returns ``{"q_mvar": [...], "s_max_mva": float}``.
+        """
+        c = self._community
+        timeline = c.member_p_mw.index
+        first = timeline.get_indexer([pd.Timestamp(start)])[0]
+        periods = timeline[first:first + int(n_periods)]
+        model = LinearModel(f"community {c.name}")
+        initial = None if initial_energy_mwh is None else pd.Series(initial_energy_mwh)
+        blocks = add_community(model, self._settings, c, periods, name=f"c[{c.name}]",
+                               initial_energy_mwh=initial)
+        self._tariff_block = None
+        if self._pricing == "tariff":
+            self._tariff_block = add_tariff(model, self._settings.step_h, self._tariff,
+                                            [blocks], periods)
+        model.set_objective_term("multiplier", blocks.p_ex.ids, 0.0)
+        spec = self._penalty_spec
+        penalty = add_quadratic_penalty(model, blocks.p_ex.ids, name="penalty",
+                                        step=spec.step_mw, dense=spec.dense,
+                                        span=2.0 * c.s_max_mva, growth=spec.growth)
+        self._model, self._blocks, self._penalty = model, blocks, penalty
+        self._periods = periods
+        self._lazy = LazyBinaries.of([blocks], None)
+        self._highs = HighsSolver(self._options)
+        self._highs.load(model)
+        return {"q_mvar": c.q_exchange_mvar.loc[periods].astype(float).tolist(),
+                "s_max_mva": float(c.s_max_mva)}
+
+    def propose(self, multiplier: list[float], target: list[float] | None,
+                rho: float) -> dict:
+        """Solve the community step; returns ``{"x": [...], "own_cost": [...], "bound": δ}``.
+
+        ``bound`` is how far the answer can be from the exact quadratic step's optimum.
+        """
+        target = np.zeros(len(self._periods)) if target is None else np.asarray(target, float)
+        self._model.set_objective_term("multiplier", self._blocks.p_ex.ids,
+                                       np.asarray(multiplier, dtype=float))
+        self._penalty.set(self._model, target, rho)
+        return self._solve(target, rho)
+
+    def realize(self, target: list[float]) -> dict:
+        """Run exactly ``target`` if the community can; ``x`` is None when it cannot."""
+        ids = self._blocks.p_ex.ids
+        a = self._model.arrays
+        lower, upper = a.col_lower[ids].copy(), a.col_upper[ids].copy()
+        t = np.asarray(target, dtype=float)
+        self._model.set_objective_term("multiplier", ids, 0.0)
+        self._penalty.set(self._model, t, 0.0)
+        self._model.set_bounds(self._blocks.p_ex, np.clip(t, lower, upper),
+                               np.clip(t, lower, upper))
+        try:
+            feasible = bool(np.all(t >= lower - 1e-9) and np.all(t <= upper + 1e-9))
+            reply = self._solve(t, 0.0) if feasible else {"x": None}
+        finally:
+            self._model.set_bounds(self._blocks.p_ex, lower, upper)
+            self._highs.update(self._model)
+        return reply
+
+    def report(self) -> dict:
+        """The community's own result: cost and schedules (plain values)."""
+        x = self._last_x
+        b = self._blocks
+        out = {"name": self.name, "own_cost": float(self._own_cost(x).sum()),
+               "p_ex_mw": x[b.p_ex.ids].tolist()}
+        if b.e is not None:
+            out["batteries"] = {
+                str(name): {"p_ch_mw": x[b.p_ch.ids[i]].tolist(),
+                            "p_dis_mw": x[b.p_dis.ids[i]].tolist(),
+                            "e_mwh": x[b.e.ids[i]].tolist()}
+                for i, name in enumerate(self._community.batteries.index)}
+        if b.on is not None:
+            out["shiftable_on"] = {str(name): np.round(x[b.on.ids[i]]).astype(int).tolist()
+                                   for i, name in enumerate(self._community.shiftable.index)}
+        return out
+
+    # -- internals ------------------------------------------------------------------------------
+    def _solve(self, centre: np.ndarray, rho: float) -> dict:
+        self._highs.update(self._model)
+        # polished: the MIP gap cannot resolve penalties of ρ ε² (1e-8), the LP can
+        res, x, _rounds = solve_lazily(self._highs, self._lazy, self._model.arrays.integer,
+                                       polish=True)
+        if x is None:
+            return {"x": None, "status": res.status.value}
+        self._last_x = x
+        ex = x[self._blocks.p_ex.ids]
+        return {"x": ex.tolist(), "own_cost": self._own_cost(x).tolist(),
+                "bound": self._penalty.bound(ex, centre, rho), "status": res.status.value}
+
+    def _own_cost(self, x: np.ndarray) -> np.ndarray:
+        """Own cost per period: battery wear, curtailment and, in tariff pricing, the tariff."""
+        cost = self._blocks.own_cost_by_period(x)
+        if self._tariff_block is not None:
+            cost += self._tariff_block.payment_by_period(x)
+        return cost
