@@ -12,6 +12,7 @@ A case may span several days; a solve takes one horizon of it (:meth:`Case.perio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -205,6 +206,10 @@ class Case:
     @cached_property
     def mv_network(self) -> RadialNetwork:
         return radial_network(self.mv_net, source=f"{self.source or self.name}: mv network")
+
+    def mv_side(self) -> Case:
+        """The case without its communities: what the market operator holds in LDD-ADMM."""
+        return dataclasses.replace(self, communities=[], name=f"{self.name} (MV side)")
 
     @property
     def community_names(self) -> pd.Index:

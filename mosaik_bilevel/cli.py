@@ -21,6 +21,10 @@ from .case_io import load_case, save_case
 from .errors import CertificateError, MosaikBilevelError
 from .formulation import METHODS, PRICINGS
 from .highs import SolverOptions
+from .ldd_admm.algorithm import ADMMOptions as _ADMMOptions
+from .ldd_admm.backends import BACKENDS
+
+ADMM_DEFAULTS = _ADMMOptions()
 
 
 def _case(args):
@@ -48,11 +52,19 @@ def _solve(args) -> int:
     method = args.method.replace("-", "_")
     options = SolverOptions(mip_rel_gap=args.mip_gap, time_limit_s=args.time_limit,
                             threads=args.threads, log=args.log)
-    solver = Solver(case, method, args.pricing, options=options)
-    try:
-        result = solver.solve(args.start)
-    except CertificateError as exc:
-        result = exc.result
+    if method == "ldd_admm":
+        from .ldd_admm import ADMMOptions, solve_ldd_admm
+
+        admm = ADMMOptions(max_iterations=args.max_iterations)
+        backend = args.backend or ("sequential" if args.workers <= 1 else "process")
+        result = solve_ldd_admm(case, args.pricing, start=args.start, backend=backend,
+                                workers=args.workers, options=admm, solver_options=options,
+                                compare_exact=args.compare_exact)
+    else:
+        try:
+            result = Solver(case, method, args.pricing, options=options).solve(args.start)
+        except CertificateError as exc:
+            result = exc.result
     out = Path(args.out)
     result.write(out)
     summary = result.summary()
@@ -63,10 +75,17 @@ def _solve(args) -> int:
         for key in ("leader_cost", "follower_cost", "system_cost", "mip_gap"):
             if summary[key] is not None:
                 print(f"  {key:<15} {summary[key]:.6g}")
+        for key in ("iterations", "deviation_leader_cost", "average_relative_deviation_cost",
+                    "average_relative_deviation_exchange"):
+            if summary.get(key) is not None:
+                print(f"  {key:<15} {summary[key]:.6g}")
         if cert is not None:
             print(f"  certificate     {'passed' if cert['passed'] else 'FAILED'} "
                   f"(relative error {cert['relative_error']:.2g})")
-        print(f"  solve time      {summary['times_s'].get('solve', float('nan')):.3g} s")
+        times = summary["times_s"]
+        if times.get("solve") is not None:
+            print(f"  solve time      {times['solve']:.3g} s")
+        print(f"  total time      {times.get('total') or float('nan'):.3g} s")
         print(f"  written to      {out}")
     return 0 if result.ok else 1
 
@@ -87,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="solve one horizon and write summary.json and tables")
     _add_case_arguments(p)
+    methods = [*METHODS, "ldd_admm"]
     p.add_argument("--method", default="exact",
-                   choices=[*METHODS, *(m.replace("_", "-") for m in METHODS if "_" in m)])
+                   choices=[*methods, *(m.replace("_", "-") for m in methods if "_" in m)])
     p.add_argument("--pricing", default="dlmp", choices=PRICINGS)
     p.add_argument("--start", default=None, help="first period (default: the case's first)")
     p.add_argument("--out", required=True, help="output folder")
@@ -96,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=float("inf"), help="seconds")
     p.add_argument("--threads", type=int, default=None, help="HiGHS threads")
     p.add_argument("--log", action="store_true", help="show HiGHS's log")
+    p.add_argument("--workers", type=int, default=1,
+                   help="ldd-admm: processes (or Dask workers) for the community steps")
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="ldd-admm: where communities run (default: sequential for 1 worker, "
+                        "else process)")
+    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+                   help="ldd-admm: iteration cap")
+    p.add_argument("--compare-exact", action="store_true",
+                   help="ldd-admm: also solve exactly and report the deviation")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_solve)
 

@@ -79,7 +79,8 @@ class LazyBinaries:
         return x
 
 
-def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool):
+def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool,
+                 restored: np.ndarray | None = None):
     """Solve with ``lazy``'s binaries relaxed, restoring those a solution needs.
 
     Parameters
@@ -90,6 +91,9 @@ def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool
         The model's integrality; ``lazy``'s columns start relaxed.
     polish
         Re-solve the LP with the integers fixed before checking (exact complementarity).
+    restored
+        Lazy columns to start as integers (those a previous, similar solve needed): saves
+        rounds in iterative methods; the answer is exact either way.
 
     Returns
     -------
@@ -98,6 +102,8 @@ def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool
     """
     mask = integer.copy()
     mask[lazy.columns] = False
+    if restored is not None:
+        mask[restored] = True
     highs.set_integrality(mask)
     rounds = 0
     while True:

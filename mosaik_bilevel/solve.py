@@ -330,13 +330,26 @@ class Solver:
 
 def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, start=None,
           options: SolverOptions | None = None, **kwargs) -> SolveResult:
-    """Solve one horizon of ``case`` with ``method`` (see :class:`Solver` for the options).
+    """Solve one horizon of ``case`` with ``method``.
+
+    ``method`` is ``exact``, ``hpr``, ``integrated``, ``standalone`` (keyword arguments as
+    for :class:`Solver`) or ``ldd_admm`` (keyword arguments as for
+    :func:`~mosaik_bilevel.ldd_admm.solve_ldd_admm`: ``backend``, ``workers``,
+    ``compare_exact``, and ``admm_options`` as :class:`~mosaik_bilevel.ldd_admm.ADMMOptions`;
+    ``options`` are then the HiGHS options of its steps).
 
     Examples
     --------
     >>> result = solve("tiny", method="exact", pricing="dlmp")  # doctest: +SKIP
     >>> result.exchanges.head()  # doctest: +SKIP
     """
+    if method.replace("-", "_") == "ldd_admm":
+        from .ldd_admm import solve_ldd_admm
+
+        case = load_case(case) if isinstance(case, str) else case
+        admm = kwargs.pop("admm_options", None)
+        return solve_ldd_admm(case, pricing, start=start, options=admm,
+                              solver_options=options, **kwargs)
     return Solver(case, method, pricing, options=options, **kwargs).solve(start)
 
 

@@ -1,1 +1,19 @@
 """The distributed LDD-ADMM method (model.md §6): communities, coordinator, backends."""
+
+from .algorithm import ADMMOptions, solve_ldd_admm
+from .backends import BACKENDS, DaskBackend, ProcessBackend, SequentialBackend, backend
+from .community import CommunityAgent, PenaltySpec
+from .coordinator import Coordinator
+
+__all__ = [
+           "BACKENDS",
+           "ADMMOptions",
+           "CommunityAgent",
+           "Coordinator",
+           "DaskBackend",
+           "PenaltySpec",
+           "ProcessBackend",
+           "SequentialBackend",
+           "backend",
+           "solve_ldd_admm",
+]

@@ -7,12 +7,13 @@ With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_
 2. coordinator step: ``z = argmin payments(z) − ν'z + ρ/2 ‖x − z‖²`` over the follower's KKT
    system;
 3. multiplier step: ``ν ← ν + ρ (x − z)``;
-4. residuals ``r = ‖x − z‖`` and ``s = ρ ‖z − z_prev‖`` against
+4. residuals ``r = ‖x − z‖`` and ``s = ρ ‖z − z_prev‖`` (changes of z below the penalty's
+   tangent spacing ``h`` discounted: the piecewise-linear penalty cannot resolve them) against
    ``ε_pri = √n ε_abs + ε_rel max(‖x‖, ‖z‖)`` and ``ε_dual = √n ε_abs + ε_rel ‖ν‖``
    (Boyd et al. 2011, §3.3); ρ adapted by residual balancing (×τ when r > μ s, ÷τ when
    s > μ r) and, because integer steps can cycle, raised by τ whenever r has not fallen by
-   ``stall_decrease`` over the last ``stall_window`` iterations (then not lowered for a
-   window).
+   ``stall_decrease`` over the last ``stall_window`` iterations (at most once per window;
+   after the first stall ρ is never lowered again, so consensus is forced).
 
 Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
 exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
@@ -22,6 +23,7 @@ otherwise the best one found, reported as not converged.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,9 +42,13 @@ from ..results import (
     periods_table,
     settlement_prices,
 )
-from .backends import AgentSpec, Backend, SequentialBackend
+from .backends import AgentSpec, Backend
+from .backends import backend as make_backend
 from .community import PenaltySpec
 from .coordinator import Coordinator
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,24 @@ class ADMMOptions:
 
 @dataclass
 class Iterate:
-    """A consistent solution: exchanges, the market cleared at them, the communities' costs."""
+    """A consistent solution: exchanges, the market cleared at them, the communities' costs.
+
+    ``own_cost`` (community × period) is filled in at the end, from the communities' report.
+    """
 
     iteration: int
     x: dict[str, list]
-    own_cost: np.ndarray  # community × period
     clearing: object
-    leader_cost: float
+    own_cost: np.ndarray | None = None
+
+    @property
+    def payments(self) -> float:
+        p = self.clearing.payments
+        return 0.0 if p is None else float(p.sum())
+
+    @property
+    def leader_cost(self) -> float:
+        return float(self.own_cost.sum()) + self.payments
 
 
 def solve_ldd_admm(
@@ -79,7 +96,8 @@ def solve_ldd_admm(
     pricing: str = "dlmp",
     *,
     start=None,
-    backend: Backend | None = None,
+    backend: Backend | str = "sequential",
+    workers: int = 1,
     options: ADMMOptions | None = None,
     solver_options: SolverOptions | None = None,
     compare_exact: bool = False,
@@ -89,7 +107,9 @@ def solve_ldd_admm(
     Parameters
     ----------
     backend
-        Where the communities run (default: sequentially in this process).
+        Where the communities run: a :class:`~mosaik_bilevel.ldd_admm.backends.Backend`, or
+        its name (``sequential``, ``process``, ``dask``) with ``workers``. The method starts
+        the communities on it and stops them when it returns.
     compare_exact
         Also solve the exact method on the same horizon and report the deviation.
     """
@@ -98,7 +118,8 @@ def solve_ldd_admm(
         raise ValueError(f"the penalty's tangent step ({opts.penalty.step_mw:g} MW) must not "
                          f"exceed half the absolute tolerance ({opts.eps_abs:g} MW)")
     solver_options = solver_options or SolverOptions()
-    backend = backend or SequentialBackend()
+    if isinstance(backend, str):
+        backend = make_backend(backend, workers)
     periods = case.periods(start)
     t_all = time.perf_counter()
     times = {"startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0}
@@ -114,85 +135,105 @@ def solve_ldd_admm(
              for c in case.communities]
     names = list(case.community_names)
 
-    t0 = time.perf_counter()
-    backend.start(specs)
-    disclosed = backend.call("open", {n: (str(periods[0]), len(periods)) for n in names})
-    coordinator = Coordinator(case, {c.name: int(c.mv_bus) for c in case.communities},
-                              pricing=pricing, options=step_options, penalty=opts.penalty)
-    coordinator.open(periods, disclosed)
-    times["startup"] = time.perf_counter() - t0
-
-    n_coords = len(names) * len(periods)
-    zeros = [0.0] * len(periods)
-    replies = backend.call("propose", {n: (zeros, None, 0.0) for n in names})
-    _check_replies(replies)
-    x = {n: replies[n]["x"] for n in names}
-    z = {n: list(v) for n, v in x.items()}
-    nu = {n: np.zeros(len(periods)) for n in names}
-    rho = opts.rho
-    history, best, last = [], None, None
-    hold = 0  # no decrease of ρ before this iteration (after a forced increase)
-    converged = False
-    for k in range(1, opts.max_iterations + 1):
+    try:
         t0 = time.perf_counter()
-        replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho) for n in names})
-        times["community"] += time.perf_counter() - t0
+        backend.start(specs)
+        disclosed = backend.call("open", {n: (str(periods[0]), len(periods)) for n in names})
+        coordinator = Coordinator(case.mv_side(), {c.name: int(c.mv_bus) for c in case.communities},
+                                  pricing=pricing, options=step_options, penalty=opts.penalty)
+        coordinator.open(periods, disclosed)
+        times["startup"] = time.perf_counter() - t0
+
+        n_coords = len(names) * len(periods)
+        zeros = [0.0] * len(periods)
+        replies = backend.call("propose", {n: (zeros, None, 0.0) for n in names})
         _check_replies(replies)
         x = {n: replies[n]["x"] for n in names}
-        t0 = time.perf_counter()
-        step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho)
-        times["coordinator"] += time.perf_counter() - t0
-        z_prev, z = z, step["z"]
-        xa = np.array([x[n] for n in names])
-        za = np.array([z[n] for n in names])
-        zp = np.array([z_prev[n] for n in names])
-        for i, n in enumerate(names):
-            nu[n] = nu[n] + rho * (xa[i] - za[i])
-        r = float(np.linalg.norm(xa - za))
-        s = float(rho * np.linalg.norm(za - zp))
-        nua = np.array([nu[n] for n in names])
-        eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
-            np.linalg.norm(xa), np.linalg.norm(za))
-        eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
+        z = {n: list(v) for n, v in x.items()}
+        nu = {n: np.zeros(len(periods)) for n in names}
+        rho = opts.rho
+        history, iterates = [], []
+        hold = 0  # no forced increase of ρ before this iteration (one per stall window)
+        monotone = False  # after the first stall ρ never decreases again
+        converged = False
+        for k in range(1, opts.max_iterations + 1):
+            t0 = time.perf_counter()
+            replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho) for n in names})
+            t_community = time.perf_counter() - t0
+            times["community"] += t_community
+            _check_replies(replies)
+            x = {n: replies[n]["x"] for n in names}
+            t0 = time.perf_counter()
+            step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho)
+            t_coordinator = time.perf_counter() - t0
+            times["coordinator"] += t_coordinator
+            z_prev, z = z, step["z"]
+            xa = np.array([x[n] for n in names])
+            za = np.array([z[n] for n in names])
+            zp = np.array([z_prev[n] for n in names])
+            for i, n in enumerate(names):
+                nu[n] = nu[n] + rho * (xa[i] - za[i])
+            r = float(np.linalg.norm(xa - za))
+            # the penalty's tangents cannot place z finer than their spacing h: changes of z
+            # below h are the approximation's jitter, not a lack of convergence
+            h = opts.penalty.step_mw
+            dz = za - zp
+            s = float(rho * np.linalg.norm(np.sign(dz) * np.maximum(np.abs(dz) - h, 0.0)))
+            nua = np.array([nu[n] for n in names])
+            eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
+                np.linalg.norm(xa), np.linalg.norm(za))
+            eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
 
-        t0 = time.perf_counter()
-        own = np.array([replies[n]["own_cost"] for n in names])
-        last = _clear(coordinator, k, x, own)
-        times["clearing"] += time.perf_counter() - t0
-        if last is not None and (best is None or last.leader_cost < best.leader_cost):
-            best = last
-        history.append({
-            "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
-            "eps_dual": eps_dual, "rho": rho,
-            "leader_cost": last.leader_cost if last is not None else math.nan,
-            "community_bound": max(float(replies[n]["bound"]) for n in names),
-            "coordinator_bound": float(step["bound"]),
-        })
-        if r <= eps_pri and s <= eps_dual:
-            converged = True
-            break
-        if opts.adapt_rho:
-            stalled = k > opts.stall_window and r > (1 - opts.stall_decrease) * history[
-                -1 - opts.stall_window]["primal_residual"]
-            if r > opts.balance_mu * s or (stalled and k >= hold):
-                rho *= opts.balance_tau
-                if stalled:  # integer steps can cycle: force consensus, and keep forcing
-                    hold = k + opts.stall_window
-            elif s > opts.balance_mu * r and k >= hold:
-                rho /= opts.balance_tau
+            t0 = time.perf_counter()
+            clearing = coordinator.clear(x)
+            if clearing.feasible:
+                iterates.append(Iterate(k, x, clearing))
+            times["clearing"] += time.perf_counter() - t0
+            history.append({
+                "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
+                "eps_dual": eps_dual, "rho": rho,
+                "community_bound": max(float(replies[n]["bound"]) for n in names),
+                "coordinator_bound": float(step["bound"]),
+                "community_step_s": t_community, "coordinator_step_s": t_coordinator,
+            })
+            log.info("LDD-ADMM iteration %d: r=%.3g (eps %.3g) s=%.3g (eps %.3g) rho=%g", k, r,
+                     eps_pri, s, eps_dual, rho)
+            if r <= eps_pri and s <= eps_dual:
+                converged = True
+                break
+            if opts.adapt_rho:
+                stalled = (r > eps_pri and k > opts.stall_window and r > (
+                    1 - opts.stall_decrease) * history[-1 - opts.stall_window]["primal_residual"])
+                if r > opts.balance_mu * s or (stalled and k >= hold):
+                    rho *= opts.balance_tau
+                    if stalled:  # integer steps can cycle: force consensus from now on
+                        hold = k + opts.stall_window
+                        monotone = True
+                elif s > opts.balance_mu * r and not monotone:
+                    rho /= opts.balance_tau
 
-    chosen = last if converged and last is not None else best
-    result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
-                     history, times, t_all)
-    if compare_exact and chosen is not None:
-        from ..solve import Solver
+        # the communities' own costs (needed for the leader's cost) cross only now, once
+        reports = backend.call("report", {n: () for n in names})
+        for it in iterates:
+            it.own_cost = np.array([reports[n]["own_cost"][it.iteration] for n in names])
+        costs = {it.iteration: it.leader_cost for it in iterates}
+        for row in history:
+            row["leader_cost"] = costs.get(row["iteration"], math.nan)
+        final = iterates[-1] if iterates and iterates[-1].iteration == len(history) else None
+        chosen = (final if converged and final is not None else
+                  min(iterates, key=lambda it: it.leader_cost, default=None))
+        result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
+                         history, times, t_all)
+        if compare_exact and chosen is not None:
+            from ..solve import Solver
 
-        exact_solver = Solver(case, "exact", pricing, options=solver_options)
-        exact = exact_solver.solve(periods[0])
-        scalars, result.deviation = _deviation(exact_solver, exact, chosen, names, periods,
-                                               case)
-        result.extra.update(scalars)
-    backend.close()
+            exact_solver = Solver(case, "exact", pricing, options=solver_options)
+            exact = exact_solver.solve(periods[0])
+            scalars, result.deviation = _deviation(exact_solver, exact, chosen, names, periods,
+                                                   case)
+            result.extra.update(scalars)
+    finally:
+        backend.close()
     result.times_s["total"] = time.perf_counter() - t_all
     return result
 
@@ -202,14 +243,6 @@ def _check_replies(replies: dict) -> None:
     if failed:
         raise RuntimeError(f"the community step failed for {failed}: "
                            f"{[replies[n].get('status') for n in failed]}")
-
-
-def _clear(coordinator: Coordinator, k: int, x: dict, own: np.ndarray) -> Iterate | None:
-    clearing = coordinator.clear(x)
-    if not clearing.feasible:
-        return None
-    payments = 0.0 if clearing.payments is None else float(clearing.payments.sum())
-    return Iterate(k, x, own, clearing, float(own.sum()) + payments)
 
 
 def leader_cost_by_period(own: np.ndarray, payments: np.ndarray | None) -> np.ndarray:

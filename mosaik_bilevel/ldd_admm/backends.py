@@ -28,7 +28,7 @@ from ..highs import SolverOptions
 from .community import CommunityAgent, PenaltySpec
 
 #: The only methods a backend forwards to a community.
-PROTOCOL = ("open", "propose", "realize", "report")
+PROTOCOL = ("open", "propose", "report")
 
 
 @dataclass(frozen=True)
@@ -205,9 +205,11 @@ class DaskBackend(Backend):
         else:
             self._client = Client(self._address)
         workers = list(self._client.scheduler_info()["workers"])
-        futures = {s.name: self._client.submit(_make_agent, s, actor=True,
-                                               workers=[workers[i % len(workers)]])
-                   for i, s in enumerate(specs)}
+        futures = {s.name: self._client.submit(
+            CommunityAgent, s.community, s.settings, pricing=s.pricing, tariff=s.tariff,
+            options=s.options, penalty=s.penalty, actor=True,
+            workers=[workers[i % len(workers)]], key=f"community-{s.name}")
+            for i, s in enumerate(specs)}
         self._actors = {name: f.result() for name, f in futures.items()}
 
     def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
@@ -224,8 +226,7 @@ class DaskBackend(Backend):
         self._client = self._cluster = None
 
 
-def _make_agent(spec: AgentSpec) -> CommunityAgent:
-    return spec.build()
+BACKENDS: tuple[str, ...] = ("sequential", "process", "dask")
 
 
 def backend(name: str, workers: int = 1, **kwargs) -> Backend:
@@ -236,4 +237,4 @@ def backend(name: str, workers: int = 1, **kwargs) -> Backend:
         return ProcessBackend(workers, **kwargs)
     if name == "dask":
         return DaskBackend(workers, **kwargs)
-    raise ValueError(f"unknown backend {name!r}: sequential, process or dask")
+    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")

@@ -8,9 +8,10 @@ is all that crosses a process or machine boundary:
 - :meth:`open` builds the community's model for one horizon (once) and discloses the
   reactive exchange profile and the transformer rating;
 - :meth:`propose` solves ``min L_c(x) + ν'x + ρ/2 ‖x − z‖²`` and returns the exchange
-  profile ``x`` (with its own cost per period, for the user's report, never the coordinator);
-- :meth:`realize` tries to run exactly a given exchange profile;
-- :meth:`report` returns the community's own schedules at the end.
+  profile ``x`` only (with the step's solver status and error bound);
+- :meth:`report`, once after the iterations, returns the community's own cost per period of
+  every step: the community's share of the leader's objective, and nothing else. Its
+  schedules (batteries, shiftable loads) never leave it.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class CommunityAgent:
         self._options = options or SolverOptions()
         self._penalty_spec = penalty or PenaltySpec()
         self._highs: HighsSolver | None = None
-        self._last_x: np.ndarray | None = None
+        self._restored: np.ndarray | None = None
+        self.rounds = 0
 
     @property
     def name(self) -> str:
@@ -103,12 +105,14 @@ class CommunityAgent:
         self._lazy = LazyBinaries.of([blocks], None)
         self._highs = HighsSolver(self._options)
         self._highs.load(model)
+        self._restored = None
+        self._own_costs: list[list[float]] = []
         return {"q_mvar": c.q_exchange_mvar.loc[periods].astype(float).tolist(),
                 "s_max_mva": float(c.s_max_mva)}
 
     def propose(self, multiplier: list[float], target: list[float] | None,
                 rho: float) -> dict:
-        """Solve the community step; returns ``{"x": [...], "own_cost": [...], "bound": δ}``.
+        """Solve the community step; returns ``{"x": [...], "bound": δ, "status": ...}``.
 
         ``bound`` is how far the answer can be from the exact quadratic step's optimum.
         """
@@ -118,53 +122,30 @@ class CommunityAgent:
         self._penalty.set(self._model, target, rho)
         return self._solve(target, rho)
 
-    def realize(self, target: list[float]) -> dict:
-        """Run exactly ``target`` if the community can; ``x`` is None when it cannot."""
-        ids = self._blocks.p_ex.ids
-        a = self._model.arrays
-        lower, upper = a.col_lower[ids].copy(), a.col_upper[ids].copy()
-        t = np.asarray(target, dtype=float)
-        self._model.set_objective_term("multiplier", ids, 0.0)
-        self._penalty.set(self._model, t, 0.0)
-        self._model.set_bounds(self._blocks.p_ex, np.clip(t, lower, upper),
-                               np.clip(t, lower, upper))
-        try:
-            feasible = bool(np.all(t >= lower - 1e-9) and np.all(t <= upper + 1e-9))
-            reply = self._solve(t, 0.0) if feasible else {"x": None}
-        finally:
-            self._model.set_bounds(self._blocks.p_ex, lower, upper)
-            self._highs.update(self._model)
-        return reply
-
     def report(self) -> dict:
-        """The community's own result: cost and schedules (plain values)."""
-        x = self._last_x
-        b = self._blocks
-        out = {"name": self.name, "own_cost": float(self._own_cost(x).sum()),
-               "p_ex_mw": x[b.p_ex.ids].tolist()}
-        if b.e is not None:
-            out["batteries"] = {
-                str(name): {"p_ch_mw": x[b.p_ch.ids[i]].tolist(),
-                            "p_dis_mw": x[b.p_dis.ids[i]].tolist(),
-                            "e_mwh": x[b.e.ids[i]].tolist()}
-                for i, name in enumerate(self._community.batteries.index)}
-        if b.on is not None:
-            out["shiftable_on"] = {str(name): np.round(x[b.on.ids[i]]).astype(int).tolist()
-                                   for i, name in enumerate(self._community.shiftable.index)}
-        return out
+        """The community's own cost per period for every step since :meth:`open`.
+
+        ``{"own_cost": [[...], ...]}``: the part of the leader's cost that is the community's
+        (battery wear, curtailment and, in ``tariff`` pricing, the tariff); requested once,
+        after the iterations, to state the leader's cost of the chosen iterate.
+        """
+        return {"own_cost": [list(c) for c in self._own_costs]}
 
     # -- internals ------------------------------------------------------------------------------
     def _solve(self, centre: np.ndarray, rho: float) -> dict:
         self._highs.update(self._model)
         # polished: the MIP gap cannot resolve penalties of ρ ε² (1e-8), the LP can
-        res, x, _rounds = solve_lazily(self._highs, self._lazy, self._model.arrays.integer,
-                                       polish=True)
+        res, x, rounds = solve_lazily(self._highs, self._lazy, self._model.arrays.integer,
+                                      polish=True, restored=self._restored)
+        self.rounds = rounds
+        # binaries the last step needed stay restored: the next step is a similar problem
+        self._restored = np.flatnonzero(self._highs.integrality)
         if x is None:
             return {"x": None, "status": res.status.value}
-        self._last_x = x
         ex = x[self._blocks.p_ex.ids]
-        return {"x": ex.tolist(), "own_cost": self._own_cost(x).tolist(),
-                "bound": self._penalty.bound(ex, centre, rho), "status": res.status.value}
+        self._own_costs.append(self._own_cost(x).tolist())  # private until report()
+        return {"x": ex.tolist(), "bound": self._penalty.bound(ex, centre, rho),
+                "status": res.status.value}
 
     def _own_cost(self, x: np.ndarray) -> np.ndarray:
         """Own cost per period: battery wear, curtailment and, in tariff pricing, the tariff."""

@@ -121,6 +121,7 @@ class Coordinator:
                                   kkt=kkt)
         self._highs = HighsSolver(self._options)
         self._highs.load(host)
+        self._restored: np.ndarray | None = None
 
     @property
     def kkt(self) -> KKTSystem:
@@ -135,7 +136,9 @@ class Coordinator:
         for _attempt in range(self._max_enlargements + 1):
             self._highs.update(self._host)
             res, sol, _rounds = solve_lazily(self._highs, self._lazy,
-                                             self._host.arrays.integer, polish=True)
+                                             self._host.arrays.integer, polish=True,
+                                             restored=self._restored)
+            self._restored = np.flatnonzero(self._highs.integrality)
             if sol is None:
                 raise RuntimeError(f"the coordinator step is {res.status.value}")
             mu = sol[self._kkt.mu.ids]

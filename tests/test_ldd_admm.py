@@ -1,0 +1,253 @@
+"""LDD-ADMM: agreement with the exact method, the penalty's error bound, backends, privacy.
+
+Independent evidence: the exact method (itself checked against brute force in
+``test_exact.py``), the closed-form minimiser of a scalar quadratic, and the messages that
+really cross process boundaries.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import TIGHT
+
+from mosaik_bilevel.case import Community
+from mosaik_bilevel.case_io import load_case
+from mosaik_bilevel.cli import main
+from mosaik_bilevel.highs import HighsSolver, SolverOptions
+from mosaik_bilevel.ldd_admm import (
+    ADMMOptions,
+    CommunityAgent,
+    Coordinator,
+    ProcessBackend,
+    SequentialBackend,
+    solve_ldd_admm,
+)
+from mosaik_bilevel.ldd_admm.backends import PROTOCOL
+from mosaik_bilevel.linear import LinearModel
+from mosaik_bilevel.pwl import add_quadratic_penalty
+from mosaik_bilevel.solve import solve
+
+#: Random cases (1-3 communities, 2-3 periods) the method converges on within the cap.
+SEEDS = [0, 1, 3, 5, 8, 10]
+#: The stated tolerance on the leader's cost, relative to max(1, |exact|).
+LEADER_COST_TOLERANCE = 1e-5
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(1.0, abs(b))
+
+
+@pytest.mark.parametrize("pricing", ["dlmp", "tariff"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ldd_admm_reaches_the_exact_leader_cost(seed, pricing):
+    case = load_case("random", seed=seed)
+    exact = solve(case, "exact", pricing, options=TIGHT)
+    admm = solve_ldd_admm(case, pricing)
+    assert admm.status == "optimal", admm.message
+    assert _rel(admm.leader_cost, exact.leader_cost) <= LEADER_COST_TOLERANCE
+    # every reported solution is bilevel feasible, so it can never beat the global optimum
+    assert admm.leader_cost >= exact.leader_cost - 1e-6 * max(1.0, abs(exact.leader_cost))
+    # the follower's dispatch is its own optimum at the communities' exchanges
+    assert admm.certificate.passed
+    # the residuals it reports as converged are within their tolerances
+    last = admm.residuals.iloc[-1]
+    assert last.primal_residual <= last.eps_primal and last.dual_residual <= last.eps_dual
+    # the exchange table settles what the result states
+    assert math.isclose(admm.exchanges["payment"].sum(), admm.payments, rel_tol=1e-9,
+                        abs_tol=1e-9)
+
+
+def test_deviation_against_exact_is_reported_per_period():
+    case = load_case("tiny")
+    result = solve_ldd_admm(case, "dlmp", compare_exact=True)
+    exact = solve(case, "exact", "dlmp")
+    dev = result.deviation
+    assert len(dev) == len(case.periods())
+    assert np.allclose(dev["leader_cost_exact"].sum(), exact.leader_cost, rtol=1e-9)
+    assert np.allclose(dev["leader_cost_ldd_admm"].sum(), result.leader_cost, rtol=1e-9)
+    assert result.extra["average_relative_deviation_cost"] == pytest.approx(
+        dev["relative_deviation_cost"].mean())
+    assert result.extra["exact_follower_cost"] == pytest.approx(exact.follower_cost)
+    assert abs(result.extra["deviation_leader_cost"]) <= LEADER_COST_TOLERANCE
+
+
+def test_non_convergence_is_reported_with_the_best_consistent_solution():
+    case = load_case("random", seed=4)  # needs ~58 iterations in dlmp pricing
+    result = solve_ldd_admm(case, "dlmp", options=ADMMOptions(max_iterations=3))
+    assert result.status == "not_converged" and not result.ok
+    assert "not converged within 3 iterations" in result.message
+    assert len(result.residuals) == 3
+    last = result.residuals.iloc[-1]
+    assert last.primal_residual > last.eps_primal or last.dual_residual > last.eps_dual
+    # the best iterate by leader cost, and consistent: the follower's own optimum
+    costs = result.residuals["leader_cost"]
+    assert result.leader_cost == pytest.approx(costs.min())
+    assert result.extra["chosen_iteration"] == int(result.residuals.loc[costs.idxmin(),
+                                                                        "iteration"])
+    assert result.certificate.passed
+    exact = solve(case, "exact", "dlmp", options=TIGHT)
+    assert result.leader_cost >= exact.leader_cost - 1e-6 * max(1.0, abs(exact.leader_cost))
+
+
+@pytest.mark.parametrize("centre, linear, rho", [(0.3, 5.0, 100.0), (-0.2, -40.0, 25.0),
+                                                 (0.0, 0.0, 1e4), (0.05, 1e3, 1.0),
+                                                 (0.1, 1e-3, 100.0), (-0.4, -7e-3, 1e3)])
+def test_penalty_step_is_within_its_error_bound_of_the_exact_quadratic(centre, linear, rho):
+    """min a x + ρ/2 (x − c)² over [-1, 1] has the closed form x* = clip(c − a/ρ)."""
+    step = 5e-6
+    model = LinearModel("scalar")
+    x = model.add_variables("x", (np.arange(1),), -1.0, 1.0)
+    model.set_objective_term("linear", x.ids, linear)
+    penalty = add_quadratic_penalty(model, x.ids, name="p", step=step, dense=20, span=2.0)
+    penalty.set(model, np.array([centre]), rho)
+    highs = HighsSolver(SolverOptions())
+    highs.load(model)
+    x_pwl = highs.solve().x[x.ids][0]
+    x_star = float(np.clip(centre - linear / rho, -1.0, 1.0))
+
+    def f(v):
+        return linear * v + rho / 2 * (v - centre) ** 2
+
+    bound = penalty.bound(np.array([x_pwl]), np.array([centre]), rho)
+    assert f(x_star) <= f(x_pwl) <= f(x_star) + bound + 1e-12
+    if abs(x_star - centre) < 20 * step:  # near the centre the tangents are fine
+        assert bound <= rho * step ** 2
+        assert abs(x_pwl - x_star) <= step
+
+
+def _run(backend, seed=1):
+    return solve_ldd_admm(load_case("random", seed=seed), "dlmp", backend=backend)
+
+
+def test_backends_give_identical_results():
+    sequential = _run(SequentialBackend())
+    process = _run(ProcessBackend(workers=2))
+    pytest.importorskip("distributed", reason="optional extra mosaik-bilevel[distributed]")
+    from mosaik_bilevel.ldd_admm import DaskBackend
+
+    dask = _run(DaskBackend(workers=2))
+    columns = ["primal_residual", "dual_residual", "rho", "leader_cost"]
+    for other in (process, dask):
+        assert other.status == sequential.status
+        assert other.extra["iterations"] == sequential.extra["iterations"]
+        np.testing.assert_allclose(other.residuals[columns], sequential.residuals[columns],
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(other.exchanges["p_mw"], sequential.exchanges["p_mw"],
+                                   rtol=1e-9, atol=1e-12)
+        assert other.leader_cost == pytest.approx(sequential.leader_cost, rel=1e-12)
+
+
+class _Sealed:
+    """A community handle that answers the protocol and refuses everything else."""
+
+    def __init__(self, agent: CommunityAgent):
+        object.__setattr__(self, "_agent_methods",
+                           {m: getattr(agent, m) for m in PROTOCOL})
+
+    def __getattribute__(self, name):
+        methods = object.__getattribute__(self, "_agent_methods")
+        if name in methods:
+            return methods[name]
+        raise PermissionError(f"a community refuses access to {name!r}")
+
+
+class _SealedBackend(SequentialBackend):
+    def start(self, specs):
+        self._agents = {s.name: _Sealed(s.build()) for s in specs}
+
+
+def _reachable(root, limit=2_000_000):
+    """Every Python object reachable from ``root`` (by the garbage collector's referents)."""
+    seen, stack = {id(root)}, [root]
+    while stack:
+        obj = stack.pop()
+        yield obj
+        for ref in gc.get_referents(obj):
+            if id(ref) not in seen and not isinstance(ref, type):
+                seen.add(id(ref))
+                stack.append(ref)
+                assert len(seen) < limit
+
+
+def test_privacy_coordinator_holds_no_community_data_and_handles_refuse_access():
+    case = load_case("random", seed=1)
+    sealed = solve_ldd_admm(case, "dlmp", backend=_SealedBackend())
+    plain = solve_ldd_admm(case, "dlmp")
+    assert sealed.status == "optimal"
+    assert sealed.leader_cost == pytest.approx(plain.leader_cost, rel=1e-12)
+    with pytest.raises(PermissionError):
+        _ = _Sealed(CommunityAgent(case.communities[0], case.community_settings,
+                                   pricing="dlmp"))._community
+
+    # the coordinator, as the method builds it, reaches no community data at all
+    coordinator = Coordinator(case.mv_side(), {c.name: int(c.mv_bus) for c in case.communities},
+                              pricing="dlmp")
+    periods = case.periods()
+    agents = [CommunityAgent(c, case.community_settings, pricing="dlmp")
+              for c in case.communities]
+    disclosed = {a.name: a.open(str(periods[0]), len(periods)) for a in agents}
+    coordinator.open(periods, disclosed)
+    x = {a.name: a.propose([0.0] * len(periods), None, 0.0)["x"] for a in agents}
+    coordinator.step(x, {n: [0.0] * len(periods) for n in x}, 10.0)
+    coordinator.clear(x)
+    private = tuple(id(c) for c in case.communities)
+    for obj in _reachable(coordinator):
+        assert not isinstance(obj, (Community, CommunityAgent))
+        assert id(obj) not in private
+    for c in case.communities:  # the members' profiles are nowhere in the coordinator
+        member_frame = c.member_p_mw
+        assert all(obj is not member_frame for obj in _reachable(coordinator))
+
+
+def test_privacy_process_messages_carry_only_exchanges_and_multipliers():
+    messages = []
+    backend = ProcessBackend(workers=2, on_message=lambda d, m: messages.append((d, m)))
+    case = load_case("random", seed=1)
+    result = solve_ldd_admm(case, "dlmp", backend=backend)
+    assert result.status == "optimal"
+    periods = len(case.periods())
+    allowed_replies = {"open": {"q_mvar", "s_max_mva"}, "propose": {"x", "bound", "status"},
+                       "report": {"own_cost"}}
+    method = None
+    counts = {m: 0 for m in PROTOCOL}
+    for direction, payload in messages:
+        json.dumps(payload, allow_nan=False)  # plain values only
+        if direction == "send":
+            method, batch = payload
+            assert method in PROTOCOL
+            counts[method] += 1
+            for args in batch.values():
+                if method == "propose":  # multiplier, target, ρ: nothing else
+                    multiplier, target, rho = args
+                    assert len(multiplier) == periods and isinstance(rho, float)
+                    assert target is None or len(target) == periods
+                elif method == "open":
+                    assert args == (str(case.periods()[0]), periods)
+                else:
+                    assert args == ()
+        else:
+            for reply in payload.values():
+                assert set(reply) == allowed_replies[method], (method, reply)
+                if method == "propose":
+                    assert len(reply["x"]) == periods
+    assert counts["open"] >= 1 and counts["report"] >= 1
+    assert counts["propose"] >= result.extra["iterations"]
+
+
+def test_cli_runs_ldd_admm_with_workers(tmp_path, capsys):
+    out = tmp_path / "admm"
+    code = main(["solve", "--case", "tiny", "--method", "ldd-admm", "--workers", "2",
+                 "--compare-exact", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "ldd_admm" and summary["status"] == "optimal"
+    assert summary["backend"] == "ProcessBackend" and summary["workers"] == 2
+    assert summary["iterations"] == len((out / "residuals.csv").read_text().splitlines()) - 1
+    assert abs(summary["deviation_leader_cost"]) <= LEADER_COST_TOLERANCE
+    assert (out / "deviation.csv").exists()
+    assert "iterations" in capsys.readouterr().out
