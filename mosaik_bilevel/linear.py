@@ -207,6 +207,12 @@ class LinearModel:
         self._terms[name] = (cols.ravel().astype(np.int64), coefs.ravel().astype(float))
         self._arrays = None
 
+    def replace_objective(self, cols, coefs) -> None:
+        """Drop the whole objective (terms and offset) for ``coefs · x[cols]``."""
+        self._cost_cols, self._cost_vals, self._terms = [], [], {}
+        self.objective_offset = 0.0
+        self.add_objective(cols, coefs)
+
     def set_rhs(self, block: Constraints, rhs) -> None:
         """Change the right-hand sides of a constraint block."""
         part = self._cpart[block.name]

@@ -11,9 +11,11 @@ With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_
    tangent spacing ``h`` discounted: the piecewise-linear penalty cannot resolve them) against
    ``ε_pri = √n ε_abs + ε_rel max(‖x‖, ‖z‖)`` and ``ε_dual = √n ε_abs + ε_rel ‖ν‖``
    (Boyd et al. 2011, §3.3); ρ adapted by residual balancing (×τ when r > μ s, ÷τ when
-   s > μ r) and, because integer steps can cycle, raised by τ whenever r has not fallen by
-   ``stall_decrease`` over the last ``stall_window`` iterations (at most once per window;
-   after the first stall ρ is never lowered again, so consensus is forced).
+   s > μ r) and, because integer steps can cycle, raised by ``stall_factor`` whenever r has
+   not fallen by ``stall_decrease`` over the last ``stall_window`` iterations (at most once
+   per window; after the first stall ρ is never lowered again, so consensus is forced: a
+   jump of the price regime is worth Δ to the coordinator, so ρ must reach ~2Δ/r² before the
+   last gap r closes, and doubling would take too long).
 
 Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
 exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
@@ -46,7 +48,7 @@ from .backends import AgentSpec, Backend
 from .backends import backend as make_backend
 from .community import PenaltySpec
 from .coordinator import Coordinator
-
+from .deviation import deviation_from_exact, leader_cost_by_period, tariff_payments
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ADMMOptions:
     balance_tau: float = 2.0
     stall_window: int = 5
     stall_decrease: float = 0.1
+    stall_factor: float = 10.0
     step_mip_rel_gap: float = 1e-9
     step_mip_abs_gap: float = 1e-10
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
@@ -204,11 +207,12 @@ def solve_ldd_admm(
             if opts.adapt_rho:
                 stalled = (r > eps_pri and k > opts.stall_window and r > (
                     1 - opts.stall_decrease) * history[-1 - opts.stall_window]["primal_residual"])
-                if r > opts.balance_mu * s or (stalled and k >= hold):
+                if stalled and k >= hold:  # integer steps can cycle: force consensus
+                    rho *= opts.stall_factor
+                    hold = k + opts.stall_window
+                    monotone = True
+                elif r > opts.balance_mu * s:
                     rho *= opts.balance_tau
-                    if stalled:  # integer steps can cycle: force consensus from now on
-                        hold = k + opts.stall_window
-                        monotone = True
                 elif s > opts.balance_mu * r and not monotone:
                     rho /= opts.balance_tau
 
@@ -227,11 +231,13 @@ def solve_ldd_admm(
         if compare_exact and chosen is not None:
             from ..solve import Solver
 
+            t0 = time.perf_counter()
             exact_solver = Solver(case, "exact", pricing, options=solver_options)
             exact = exact_solver.solve(periods[0])
-            scalars, result.deviation = _deviation(exact_solver, exact, chosen, names, periods,
-                                                   case)
+            scalars, result.deviation = deviation_from_exact(
+                exact_solver, exact, chosen.x, chosen.own_cost, chosen.clearing, coordinator)
             result.extra.update(scalars)
+            result.times_s["compare_exact"] = time.perf_counter() - t0
     finally:
         backend.close()
     result.times_s["total"] = time.perf_counter() - t_all
@@ -243,12 +249,6 @@ def _check_replies(replies: dict) -> None:
     if failed:
         raise RuntimeError(f"the community step failed for {failed}: "
                            f"{[replies[n].get('status') for n in failed]}")
-
-
-def leader_cost_by_period(own: np.ndarray, payments: np.ndarray | None) -> np.ndarray:
-    """The leader's cost per period: communities' own costs plus (dlmp) payments."""
-    cost = own.sum(axis=0)
-    return cost if payments is None else cost + payments.sum(axis=0)
 
 
 def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None, converged,
@@ -278,7 +278,7 @@ def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None
     result.own_cost = float(own.sum())
     result.payments = float(0.0 if payments is None else payments.sum())
     if pricing == "tariff":  # the communities paid the tariff in their own cost
-        tariff_part = _tariff_payments(case, periods, xa)
+        tariff_part = tariff_payments(case, periods, xa)
         result.payments = float(tariff_part.sum())
         result.own_cost -= result.payments
     result.leader_cost = chosen.leader_cost
@@ -305,48 +305,3 @@ def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None
     result.periods_table = periods_table(case, periods, dlmp, lp_dlmp, xa,
                                          response.x[follower.p_sub.ids])
     return result
-
-
-def _tariff_payments(case, periods, xa: np.ndarray) -> np.ndarray:
-    buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
-    sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
-    return case.step_h * np.where(xa >= 0, buy * xa, sell * xa)
-
-
-def _deviation(exact_solver, exact: SolveResult, chosen: Iterate, names, periods,
-               case) -> tuple[dict, pd.DataFrame]:
-    """Deviation of the LDD-ADMM solution from the exact one (see docs/ldd_admm.md)."""
-    form, x = exact_solver.formulation, exact_solver.last_x
-    own_e = np.array([c.own_cost_by_period(x) for c in form.communities])
-    if form.pricing == "tariff":
-        own_e = own_e + _tariff_payments(case, periods, form.exchanges(x))
-        pay_e = None
-    else:
-        pay_e = exact.exchanges.pivot(index="community", columns="time",
-                                      values="payment").loc[names].to_numpy()
-    cost_e = leader_cost_by_period(own_e, pay_e)
-    cost_a = leader_cost_by_period(chosen.own_cost, chosen.clearing.payments)
-    ex_e = form.exchanges(x)
-    ex_a = np.array([chosen.x[n] for n in names])
-    scale_cost = max(np.abs(cost_e).mean(), 1e-9)
-    dev_cost = np.abs(cost_a - cost_e) / np.maximum(np.abs(cost_e), scale_cost)
-    abs_ex = np.abs(ex_e).sum(axis=0)
-    scale_ex = max(abs_ex.mean(), 1e-12)
-    dev_ex = np.abs(ex_a - ex_e).sum(axis=0) / np.maximum(abs_ex, scale_ex)
-    table = pd.DataFrame({
-        "time": periods, "leader_cost_exact": cost_e, "leader_cost_ldd_admm": cost_a,
-        "relative_deviation_cost": dev_cost, "exchange_exact_mw": ex_e.sum(axis=0),
-        "exchange_ldd_admm_mw": ex_a.sum(axis=0), "relative_deviation_exchange": dev_ex,
-    })
-    if exact.periods_table is not None and "marginal_resource" in exact.periods_table:
-        table["marginal_resource_exact"] = exact.periods_table["marginal_resource"].to_numpy()
-    return {
-        "exact_leader_cost": exact.leader_cost,
-        "exact_follower_cost": exact.follower_cost,
-        "deviation_leader_cost": (cost_a.sum() - exact.leader_cost) / max(
-            abs(exact.leader_cost), 1e-9),
-        "deviation_follower_cost": (chosen.clearing.response.cost - exact.follower_cost) / max(
-            abs(exact.follower_cost), 1e-9),
-        "average_relative_deviation_cost": float(dev_cost.mean()),
-        "average_relative_deviation_exchange": float(dev_ex.mean()),
-    }, table
