@@ -19,8 +19,8 @@ With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_
 
 Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
 exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
-consistent solution each iteration; the result is the last one when the method converged, and
-otherwise the best one found, reported as not converged.
+consistent solution each iteration; the result is the one with the lowest leader cost, with the
+status ``optimal`` when the residuals met their tolerances and ``not_converged`` otherwise.
 """
 
 from __future__ import annotations
@@ -223,9 +223,9 @@ def solve_ldd_admm(
         costs = {it.iteration: it.leader_cost for it in iterates}
         for row in history:
             row["leader_cost"] = costs.get(row["iteration"], math.nan)
-        final = iterates[-1] if iterates and iterates[-1].iteration == len(history) else None
-        chosen = (final if converged and final is not None else
-                  min(iterates, key=lambda it: it.leader_cost, default=None))
+        # every iterate is consistent (bilevel feasible): report the one with the lowest
+        # leader cost, converged or not (nonconvex steps can pass better points on the way)
+        chosen = min(iterates, key=lambda it: it.leader_cost, default=None)
         result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
                          history, times, t_all)
         if compare_exact and chosen is not None:
