@@ -15,7 +15,8 @@ With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_
    not fallen by ``stall_decrease`` over the last ``stall_window`` iterations (at most once
    per window; after the first stall ρ is never lowered again, so consensus is forced: a
    jump of the price regime is worth Δ to the coordinator, so ρ must reach ~2Δ/r² before the
-   last gap r closes, and doubling would take too long).
+   last gap r closes; ×3 reached the exact leader cost within 2e-5 on the paper day, where
+   ×10 settled 0.09 above it after fewer iterations).
 
 Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
 exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
@@ -60,13 +61,13 @@ class ADMMOptions:
     rho: float = 100.0
     eps_abs: float = 1e-5
     eps_rel: float = 1e-4
-    max_iterations: int = 60
+    max_iterations: int = 100
     adapt_rho: bool = True
     balance_mu: float = 10.0
     balance_tau: float = 2.0
     stall_window: int = 5
     stall_decrease: float = 0.1
-    stall_factor: float = 10.0
+    stall_factor: float = 3.0
     step_mip_rel_gap: float = 1e-9
     step_mip_abs_gap: float = 1e-10
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
