@@ -53,9 +53,10 @@ def _solve(args) -> int:
     options = SolverOptions(mip_rel_gap=args.mip_gap, time_limit_s=args.time_limit,
                             threads=args.threads, log=args.log)
     if method == "ldd_admm":
-        from .ldd_admm import ADMMOptions, solve_ldd_admm
+        from .ldd_admm import ADMMOptions, PenaltySpec, solve_ldd_admm
 
-        admm = ADMMOptions(max_iterations=args.max_iterations)
+        admm = ADMMOptions(max_iterations=args.max_iterations,
+                           penalty=PenaltySpec(miqp_solver=args.miqp_solver))
         backend = args.backend or ("sequential" if args.workers <= 1 else "process")
         result = solve_ldd_admm(case, args.pricing, start=args.start, backend=backend,
                                 workers=args.workers, options=admm, solver_options=options,
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "else process)")
     p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
                    help="ldd-admm: iteration cap")
+    p.add_argument("--miqp-solver", default=None,
+                   help="ldd-admm: a Pyomo MIQP solver (e.g. scip_direct) for the exact "
+                        "quadratic penalty instead of HiGHS with tangents")
     p.add_argument("--compare-exact", action="store_true",
                    help="ldd-admm: also solve exactly and report the deviation")
     p.add_argument("--quiet", action="store_true", help="print nothing")

@@ -29,6 +29,14 @@ class ModelError(MosaikBilevelError):
     """A model cannot be formulated as asked (e.g. a data combination with no solution)."""
 
 
+class OptionsError(MosaikBilevelError, ValueError):
+    """A method option that cannot be honoured: names the option and the reason."""
+
+    def __init__(self, option: str, reason: str):
+        self.option, self.reason = option, reason
+        super().__init__(f"option {option}: {reason}")
+
+
 class CertificateError(MosaikBilevelError):
     """A single-level solution failed the follower-optimality certificate.
 

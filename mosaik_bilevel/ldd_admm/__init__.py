@@ -2,8 +2,9 @@
 
 from .algorithm import ADMMOptions, solve_ldd_admm
 from .backends import BACKENDS, DaskBackend, ProcessBackend, SequentialBackend, backend
-from .community import CommunityAgent, PenaltySpec
+from .community import CommunityAgent
 from .coordinator import Coordinator
+from .step import PenaltySpec
 
 __all__ = [
            "BACKENDS",

@@ -37,6 +37,7 @@ import pandas as pd
 from ..case import Case
 from ..certificate import Certificate
 from ..highs import SolverOptions
+from ..miqp import check_miqp_solver
 from ..results import (
     SolveResult,
     dispatch_tables,
@@ -47,9 +48,9 @@ from ..results import (
 )
 from .backends import AgentSpec, Backend
 from .backends import backend as make_backend
-from .community import PenaltySpec
 from .coordinator import Coordinator
 from .deviation import deviation_from_exact, leader_cost_by_period, tariff_payments
+from .step import PenaltySpec
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,11 @@ def solve_ldd_admm(
         Also solve the exact method on the same horizon and report the deviation.
     """
     opts = options or ADMMOptions()
-    if opts.penalty.step_mw > opts.eps_abs / 2:
+    if not opts.penalty.miqp_solver and opts.penalty.step_mw > opts.eps_abs / 2:
         raise ValueError(f"the penalty's tangent step ({opts.penalty.step_mw:g} MW) must not "
                          f"exceed half the absolute tolerance ({opts.eps_abs:g} MW)")
+    if opts.penalty.miqp_solver:
+        check_miqp_solver(opts.penalty.miqp_solver)  # here, before any community starts
     solver_options = solver_options or SolverOptions()
     if isinstance(backend, str):
         backend = make_backend(backend, workers)
@@ -180,7 +183,7 @@ def solve_ldd_admm(
             r = float(np.linalg.norm(xa - za))
             # the penalty's tangents cannot place z finer than their spacing h: changes of z
             # below h are the approximation's jitter, not a lack of convergence
-            h = opts.penalty.step_mw
+            h = opts.penalty.resolution_mw
             dz = za - zp
             s = float(rho * np.linalg.norm(np.sign(dz) * np.maximum(np.abs(dz) - h, 0.0)))
             nua = np.array([nu[n] for n in names])

@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..case import Community, CommunitySettings
 from ..highs import SolverOptions
-from .community import CommunityAgent, PenaltySpec
+from .community import CommunityAgent
+from .step import PenaltySpec
 
 #: The only methods a backend forwards to a community.
 PROTOCOL = ("open", "propose", "report")

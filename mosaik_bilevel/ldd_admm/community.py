@@ -16,32 +16,16 @@ is all that crosses a process or machine boundary:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from ..case import Community, CommunitySettings
 from ..community import add_community
 from ..formulation import add_tariff
-from ..highs import HighsSolver, SolverOptions
-from ..lazy import LazyBinaries, solve_lazily
+from ..highs import SolverOptions
+from ..lazy import LazyBinaries
 from ..linear import LinearModel
-from ..pwl import add_quadratic_penalty
-
-
-@dataclass(frozen=True)
-class PenaltySpec:
-    """Tangents of the piecewise-linear ADMM penalty (see :mod:`mosaik_bilevel.pwl`).
-
-    The epigraph is flat within ``±step_mw / 2`` of its centre, so an exchange may sit that
-    far from its target at no cost: ``step_mw`` must stay below the absolute tolerance of
-    the primal residual (the method sets it to half of it).
-    """
-
-    step_mw: float = 5e-6
-    dense: int = 20
-    growth: float = 1.3
+from .step import PenalizedStep, PenaltySpec
 
 
 class CommunityAgent:
@@ -69,9 +53,7 @@ class CommunityAgent:
         self._tariff = tariff
         self._options = options or SolverOptions()
         self._penalty_spec = penalty or PenaltySpec()
-        self._highs: HighsSolver | None = None
-        self._restored: np.ndarray | None = None
-        self.rounds = 0
+        self._step: PenalizedStep | None = None
 
     @property
     def name(self) -> str:
@@ -96,16 +78,9 @@ class CommunityAgent:
             self._tariff_block = add_tariff(model, self._settings.step_h, self._tariff,
                                             [blocks], periods)
         model.set_objective_term("multiplier", blocks.p_ex.ids, 0.0)
-        spec = self._penalty_spec
-        penalty = add_quadratic_penalty(model, blocks.p_ex.ids, name="penalty",
-                                        step=spec.step_mw, dense=spec.dense,
-                                        span=2.0 * c.s_max_mva, growth=spec.growth)
-        self._model, self._blocks, self._penalty = model, blocks, penalty
-        self._periods = periods
-        self._lazy = LazyBinaries.of([blocks], None)
-        self._highs = HighsSolver(self._options)
-        self._highs.load(model)
-        self._restored = None
+        self._model, self._blocks, self._periods = model, blocks, periods
+        self._step = PenalizedStep(model, blocks.p_ex.ids, self._penalty_spec, self._options,
+                                   LazyBinaries.of([blocks], None), span_mw=2.0 * c.s_max_mva)
         self._own_costs: list[list[float]] = []
         return {"q_mvar": c.q_exchange_mvar.loc[periods].astype(float).tolist(),
                 "s_max_mva": float(c.s_max_mva)}
@@ -119,8 +94,12 @@ class CommunityAgent:
         target = np.zeros(len(self._periods)) if target is None else np.asarray(target, float)
         self._model.set_objective_term("multiplier", self._blocks.p_ex.ids,
                                        np.asarray(multiplier, dtype=float))
-        self._penalty.set(self._model, target, rho)
-        return self._solve(target, rho)
+        step = self._step.solve(target, rho)
+        if step.x is None:
+            return {"x": None, "status": step.status}
+        self._own_costs.append(self._own_cost(step.x).tolist())  # private until report()
+        return {"x": step.x[self._blocks.p_ex.ids].tolist(), "bound": step.bound,
+                "status": step.status}
 
     def report(self) -> dict:
         """The community's own cost per period for every step since :meth:`open`.
@@ -132,21 +111,6 @@ class CommunityAgent:
         return {"own_cost": [list(c) for c in self._own_costs]}
 
     # -- internals ------------------------------------------------------------------------------
-    def _solve(self, centre: np.ndarray, rho: float) -> dict:
-        self._highs.update(self._model)
-        # polished: the MIP gap cannot resolve penalties of ρ ε² (1e-8), the LP can
-        res, x, rounds = solve_lazily(self._highs, self._lazy, self._model.arrays.integer,
-                                      polish=True, restored=self._restored)
-        self.rounds = rounds
-        # binaries the last step needed stay restored: the next step is a similar problem
-        self._restored = np.flatnonzero(self._highs.integrality)
-        if x is None:
-            return {"x": None, "status": res.status.value}
-        ex = x[self._blocks.p_ex.ids]
-        self._own_costs.append(self._own_cost(x).tolist())  # private until report()
-        return {"x": ex.tolist(), "bound": self._penalty.bound(ex, centre, rho),
-                "status": res.status.value}
-
     def _own_cost(self, x: np.ndarray) -> np.ndarray:
         """Own cost per period: battery wear, curtailment and, in tariff pricing, the tariff."""
         cost = self._blocks.own_cost_by_period(x)

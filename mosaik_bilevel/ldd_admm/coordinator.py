@@ -24,13 +24,12 @@ from ..big_m import SAFETY, follower_dual_big_m
 from ..case import Case
 from ..certificate import FollowerOracle, FollowerResponse, best_price_for_leader
 from ..follower import ExchangePoints, Follower, build_follower
-from ..highs import HighsSolver, SolverOptions
+from ..highs import SolverOptions
 from ..kkt import KKTSystem, add_kkt
-from ..lazy import LazyBinaries, solve_lazily
+from ..lazy import LazyBinaries
 from ..lindistflow import polygon_p_bounds
 from ..linear import LinearModel
-from ..pwl import add_quadratic_penalty
-from .community import PenaltySpec
+from .step import PenalizedStep, PenaltySpec
 
 #: A dual is at its bound when it reaches this fraction of its big-M.
 AT_BOUND = 1.0 - 1e-6
@@ -110,18 +109,12 @@ class Coordinator:
         if self._pricing == "dlmp":
             host.add_objective(*kkt.payment_terms())
         host.set_objective_term("multiplier", z.ids, 0.0)
-        spec = self._penalty_spec
-        penalty = add_quadratic_penalty(host, z.ids, name="penalty", step=spec.step_mw,
-                                        dense=spec.dense, span=2.0 * float(s.max()),
-                                        growth=spec.growth)
         self._periods, self._follower, self._host, self._q = periods, follower, host, q
-        self._z, self._kkt, self._penalty = z, kkt, penalty
-        self._lazy = LazyBinaries(z=np.zeros((0, 3), dtype=np.int64),
-                                  on=np.zeros(0, dtype=np.int64), beta=kkt.beta.ids.ravel(),
-                                  kkt=kkt)
-        self._highs = HighsSolver(self._options)
-        self._highs.load(host)
-        self._restored: np.ndarray | None = None
+        self._z, self._kkt = z, kkt
+        lazy = LazyBinaries(z=np.zeros((0, 3), dtype=np.int64), on=np.zeros(0, dtype=np.int64),
+                            beta=kkt.beta.ids.ravel(), kkt=kkt)
+        self._step = PenalizedStep(host, z.ids, self._penalty_spec, self._options, lazy,
+                                   span_mw=2.0 * float(s.max()))
 
     @property
     def kkt(self) -> KKTSystem:
@@ -132,15 +125,11 @@ class Coordinator:
         xs = self._stack(x)
         nu = self._stack(multiplier)
         self._host.set_objective_term("multiplier", self._z.ids, -nu)
-        self._penalty.set(self._host, xs, rho)
         for _attempt in range(self._max_enlargements + 1):
-            self._highs.update(self._host)
-            res, sol, _rounds = solve_lazily(self._highs, self._lazy,
-                                             self._host.arrays.integer, polish=True,
-                                             restored=self._restored)
-            self._restored = np.flatnonzero(self._highs.integrality)
+            step = self._step.solve(xs, rho)
+            sol = step.x
             if sol is None:
-                raise RuntimeError(f"the coordinator step is {res.status.value}")
+                raise RuntimeError(f"the coordinator step is {step.status}")
             mu = sol[self._kkt.mu.ids]
             m = self._kkt.dual_big_m
             at = np.flatnonzero((m > 0) & (mu >= AT_BOUND * m))
@@ -153,7 +142,7 @@ class Coordinator:
                             f"them tenfold and re-solved")
         z = sol[self._z.ids]
         return {"z": {n: z[i].tolist() for i, n in enumerate(self._names)},
-                "bound": self._penalty.bound(z, xs, rho)}
+                "bound": step.bound}
 
     def clear(self, x: dict[str, list]) -> Clearing:
         """The follower's exact response to the exchanges ``x`` and the leader's prices."""

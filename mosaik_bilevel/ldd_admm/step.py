@@ -1,0 +1,102 @@
+"""One ADMM step: a linear model plus ρ/2 ‖x[cols] − c‖², solved one of two ways.
+
+- default: HiGHS with the penalty as tangents (:mod:`mosaik_bilevel.pwl`), binaries solved
+  lazily and the answer polished (the MIP gap cannot resolve penalties of ρ ε²);
+- ``PenaltySpec(miqp_solver=...)``: the exact quadratic with a MIQP-capable solver through
+  Pyomo (:mod:`mosaik_bilevel.miqp`).
+
+Both sides of LDD-ADMM (communities and coordinator) use it; each holds its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..highs import HighsSolver, SolverOptions
+from ..lazy import LazyBinaries, solve_lazily
+from ..linear import LinearModel
+from ..miqp import PyomoMIQP, QuadraticSolveError
+from ..pwl import add_quadratic_penalty
+
+
+@dataclass(frozen=True)
+class PenaltySpec:
+    """How the ADMM penalty is represented.
+
+    Tangents (HiGHS): the epigraph is flat within ``±step_mw / 2`` of its centre, so an
+    exchange may sit that far from its target at no cost; ``step_mw`` must stay below the
+    absolute tolerance of the primal residual (the method requires at most half of it).
+    ``miqp_solver``: a Pyomo solver name (``scip``, ``gurobi_direct``, ...) for the exact
+    quadratic instead.
+    """
+
+    step_mw: float = 5e-6
+    dense: int = 20
+    growth: float = 1.3
+    miqp_solver: str | None = None
+
+    @property
+    def resolution_mw(self) -> float:
+        """Finest change of the penalised variables a step can express."""
+        return 0.0 if self.miqp_solver else self.step_mw
+
+
+@dataclass
+class StepResult:
+    x: np.ndarray | None
+    status: str
+    bound: float
+
+
+class PenalizedStep:
+    """``min model.cost·x + ρ/2 ‖x[cols] − c‖²`` over ``model``, re-solved each iteration.
+
+    Parameters
+    ----------
+    model
+        The step's model, complete except for the penalty (added here in tangent mode).
+    cols
+        The penalised columns.
+    span_mw
+        Range the penalised columns can move over (how far the tangents must reach).
+    lazy
+        Binaries HiGHS may solve lazily (tangent mode).
+    """
+
+    def __init__(self, model: LinearModel, cols: np.ndarray, spec: PenaltySpec,
+                 options: SolverOptions, lazy: LazyBinaries, span_mw: float):
+        self.model, self.cols, self.spec = model, np.asarray(cols), spec
+        self._lazy = lazy
+        self._restored: np.ndarray | None = None
+        if spec.miqp_solver:
+            self._miqp = PyomoMIQP(spec.miqp_solver, options)
+            self._miqp.load(model, self.cols)
+            self._penalty = None
+        else:
+            self._penalty = add_quadratic_penalty(model, self.cols, name="penalty",
+                                                  step=spec.step_mw, dense=spec.dense,
+                                                  span=span_mw, growth=spec.growth)
+            self._highs = HighsSolver(options)
+            self._highs.load(model)
+
+    def solve(self, centre: np.ndarray, rho: float) -> StepResult:
+        """Solve with the model's current costs and bounds, the penalty centred at ``centre``."""
+        centre = np.asarray(centre, dtype=float)
+        if self._penalty is None:
+            try:
+                x = self._miqp.solve(self.model, centre, rho)
+            except QuadraticSolveError as exc:
+                return StepResult(None, str(exc), float("nan"))
+            return StepResult(x, "optimal", 0.0)
+        self._penalty.set(self.model, centre, rho)
+        self._highs.update(self.model)
+        res, x, _rounds = solve_lazily(self._highs, self._lazy, self.model.arrays.integer,
+                                       polish=True, restored=self._restored)
+        # binaries this step needed stay restored: the next step is a similar problem
+        self._restored = np.flatnonzero(self._highs.integrality)
+        if x is None:
+            return StepResult(None, res.status.value, float("nan"))
+        return StepResult(x, res.status.value,
+                          self._penalty.bound(x[self.cols], centre, rho))
