@@ -46,6 +46,27 @@ class CommunityBlocks:
         """Battery wear plus curtailment cost at solution ``x``."""
         return float(self.own_cost_coefs @ x[self.own_cost_cols] + self.own_cost_offset)
 
+    def own_cost_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Own cost per period as linear terms: ``(cols, coefs, offset)``.
+
+        Period t costs ``coefs[:, t] · x[cols[:, t]] + offset[t]``.
+        """
+        cols, coefs = [], []
+        offset = np.zeros(len(self.periods))
+        if self.p_ch is not None:
+            for block in (self.p_ch, self.p_dis):
+                cols.append(block.ids)
+                coefs.append(np.full(block.ids.shape, self.step_h * self.battery_wear_per_mwh))
+        if self.p_pv is not None:
+            avail = self.community.pv_available_mw.loc[self.periods].to_numpy().T
+            cols.append(self.p_pv.ids)
+            coefs.append(np.full(self.p_pv.ids.shape, -self.step_h * self.curtailment_per_mwh))
+            offset += self.step_h * self.curtailment_per_mwh * avail.sum(axis=0)
+        if not cols:
+            return (np.zeros((0, len(self.periods)), dtype=np.int64),
+                    np.zeros((0, len(self.periods))), offset)
+        return np.vstack(cols), np.vstack(coefs), offset
+
     def own_cost_by_period(self, x: np.ndarray) -> np.ndarray:
         """The same per period."""
         cost = np.zeros(len(self.periods))

@@ -268,6 +268,9 @@ def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None
     result = SolveResult(case=case.name, method="ldd_admm", pricing=pricing,
                          start=str(periods[0]), periods=len(periods), step_h=case.step_h,
                          status=status, message=message, times_s=dict(times))
+    busy = getattr(backend, "busy_s", None)
+    if busy:
+        result.extra["community_busy_s"] = dict(busy)
     result.extra.update({"iterations": len(history), "converged": bool(converged),
                          "backend": type(backend).__name__, "workers": backend.workers,
                          "coordinator_log": list(coordinator.log)})

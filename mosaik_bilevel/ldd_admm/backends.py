@@ -16,6 +16,7 @@ message that crosses a process boundary, so a test can check what leaves a commu
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,10 +103,14 @@ def _worker(conn, specs: list[AgentSpec]) -> None:  # pragma: no cover - runs in
             break
         method, requests = message
         try:
-            conn.send(("ok", {name: getattr(agents[name], method)(*args)
-                              for name, args in requests.items()}))
+            replies, seconds = {}, {}
+            for name, args in requests.items():
+                t0 = time.perf_counter()
+                replies[name] = getattr(agents[name], method)(*args)
+                seconds[name] = time.perf_counter() - t0
+            conn.send(("ok", replies, seconds))
         except Exception as exc:  # reported to the caller, which raises it
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            conn.send(("error", f"{type(exc).__name__}: {exc}", {}))
     conn.close()
 
 
@@ -126,9 +131,12 @@ class ProcessBackend(Backend):
         self.workers = int(workers)
         self._on_message = on_message
         self._procs: list = []
+        #: Seconds each community's calls took inside its worker (for load balance).
+        self.busy_s: dict[str, float] = {}
 
     def start(self, specs: list[AgentSpec]) -> None:
         ctx = mp.get_context("spawn")
+        self.busy_s = {}
         n = max(1, min(self.workers, len(specs)))
         self._home: dict[str, int] = {}
         self._conns, self._procs = [], []
@@ -156,7 +164,9 @@ class ProcessBackend(Backend):
             self._conns[w].send((method, batch))
         replies: dict[str, Any] = {}
         for w in batches:
-            status, payload = self._conns[w].recv()
+            status, payload, seconds = self._conns[w].recv()
+            for name, dt in seconds.items():
+                self.busy_s[name] = self.busy_s.get(name, 0.0) + dt
             if self._on_message:
                 self._on_message("receive", payload)
             if status != "ok":
