@@ -42,10 +42,12 @@ def part1(day: str, max_iterations: int, out: str | None) -> dict:
     rows = {}
     options = ADMMOptions(max_iterations=max_iterations)
     for workers in (1, 2):
+        backend = ProcessBackend(workers)
         t0 = time.perf_counter()
-        result = solve_ldd_admm(case, "dlmp", backend=ProcessBackend(workers),
+        result = solve_ldd_admm(case, "dlmp", backend=backend,
                                 options=options, compare_exact=(workers == 1))
         wall = time.perf_counter() - t0
+        result.extra["moves"] = len(backend.moves)
         rows[workers] = result, wall
     r1, wall1 = rows[1]
     r2, wall2 = rows[2]
@@ -69,6 +71,9 @@ def part1(day: str, max_iterations: int, out: str | None) -> dict:
         "community_step_2_workers_s": r2.times_s["community"],
         "coordinator_step_s": r1.times_s["coordinator"],
         "same_iterations_1_and_2_workers": r1.extra["iterations"] == r2.extra["iterations"],
+        "same_leader_cost_1_and_2_workers": r1.leader_cost == r2.leader_cost,
+        "communities_moved_2_workers": r2.extra["moves"],
+        "community_busy_s": r1.extra.get("community_busy_s"),
         "community_step_speedup_2_over_1": r1.times_s["community"] / r2.times_s["community"],
         "wall_speedup_2_over_1": (wall1 - r1.times_s.get("compare_exact", 0.0)) / wall2,
     }

@@ -27,7 +27,7 @@ from mosaik_bilevel.ldd_admm import (
     SequentialBackend,
     solve_ldd_admm,
 )
-from mosaik_bilevel.ldd_admm.backends import PROTOCOL
+from mosaik_bilevel.ldd_admm.backends import PROTOCOL, lpt_assignment
 from mosaik_bilevel.linear import LinearModel
 from mosaik_bilevel.pwl import add_quadratic_penalty
 from mosaik_bilevel.solve import solve
@@ -157,6 +157,27 @@ def test_backends_give_identical_results():
         np.testing.assert_allclose(other.exchanges["p_mw"], sequential.exchanges["p_mw"],
                                    rtol=1e-9, atol=1e-12)
         assert other.leader_cost == pytest.approx(sequential.leader_cost, rel=1e-12)
+
+
+def test_longest_processing_time_first_balances_loads():
+    bins = lpt_assignment({"a": 10.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}, 2)
+    loads = sorted(sum({"a": 10, "b": 4, "c": 3, "d": 3, "e": 1}[n] for n in b) for b in bins)
+    assert loads == [10, 11]  # the best split of 21 with a 10 in it
+
+
+def test_communities_moved_between_workers_give_identical_results():
+    case = load_case("random", seed=4)
+    backend = ProcessBackend(workers=2, balance_gain=-1.0, balance_every=1)  # always move
+    moved = solve_ldd_admm(case, "dlmp", backend=backend)
+    plain = solve_ldd_admm(case, "dlmp")
+    assert backend.moves, "the test must move a community"
+    assert moved.extra["iterations"] == plain.extra["iterations"]
+    np.testing.assert_allclose(moved.residuals["primal_residual"],
+                               plain.residuals["primal_residual"], rtol=1e-9, atol=1e-12)
+    # the leader's cost needs the moved community's own costs from both of its agents
+    assert moved.leader_cost == pytest.approx(plain.leader_cost, rel=1e-12)
+    np.testing.assert_allclose(moved.residuals["leader_cost"], plain.residuals["leader_cost"],
+                               rtol=1e-12)
 
 
 class _Sealed:

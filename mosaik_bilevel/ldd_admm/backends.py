@@ -104,41 +104,79 @@ def _worker(conn, specs: list[AgentSpec]) -> None:  # pragma: no cover - runs in
         method, requests = message
         try:
             replies, seconds = {}, {}
-            for name, args in requests.items():
+            for key, args in requests.items():
                 t0 = time.perf_counter()
-                replies[name] = getattr(agents[name], method)(*args)
-                seconds[name] = time.perf_counter() - t0
+                if method == "adopt":  # a community moved here: create it, open its horizon
+                    spec, open_args = args
+                    agents[key] = spec.build()
+                    replies[key] = agents[key].open(*open_args) if open_args else None
+                elif method == "drop":
+                    replies[key] = agents.pop(key, None) is not None
+                else:
+                    replies[key] = getattr(agents[key], method)(*args)
+                seconds[key] = time.perf_counter() - t0
             conn.send(("ok", replies, seconds))
         except Exception as exc:  # reported to the caller, which raises it
             conn.send(("error", f"{type(exc).__name__}: {exc}", {}))
     conn.close()
 
 
+def lpt_assignment(cost: dict[str, float], workers: int) -> list[list[str]]:
+    """Longest processing time first: each community to the least loaded worker."""
+    bins: list[list[str]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for name in sorted(cost, key=lambda n: (-cost[n], n)):
+        w = min(range(workers), key=lambda k: (load[k], k))
+        bins[w].append(name)
+        load[w] += cost[name]
+    return bins
+
+
 class ProcessBackend(Backend):
-    """A pool of persistent worker processes; communities are dealt out round-robin.
+    """A pool of persistent worker processes, each owning some communities.
+
+    Communities are dealt out round-robin, then balanced: the time each community's steps
+    take is measured in its worker, and when moving communities (longest processing time
+    first) would shorten the slowest worker's share by ``balance_gain`` or more, they move.
+    A moved community is created anew in its new worker and its horizon opened there; its
+    old agent stays, idle, until the horizon's :meth:`report` (which joins the two).
 
     Parameters
     ----------
     workers
         Number of processes.
     on_message
-        Called as ``on_message(direction, payload)`` for every message to ("send") and from
-        ("receive") a worker, once the agents are created.
+        Called as ``on_message(direction, payload)`` for every protocol message to ("send")
+        and from ("receive") a worker, once the agents are created.
+    balance
+        Move communities between workers to balance the load.
     """
 
     def __init__(self, workers: int = 2,
-                 on_message: Callable[[str, Any], None] | None = None):
+                 on_message: Callable[[str, Any], None] | None = None, *,
+                 balance: bool = True, balance_gain: float = 0.1, balance_every: int = 3):
         self.workers = int(workers)
         self._on_message = on_message
+        self._balance = balance
+        self._balance_gain = balance_gain
+        self._balance_every = balance_every
         self._procs: list = []
-        #: Seconds each community's calls took inside its worker (for load balance).
+        #: Seconds each community's calls took inside its worker.
         self.busy_s: dict[str, float] = {}
+        #: Communities moved to balance the load, as (round, name, from, to).
+        self.moves: list[tuple[int, str, int, int]] = []
 
     def start(self, specs: list[AgentSpec]) -> None:
         ctx = mp.get_context("spawn")
-        self.busy_s = {}
+        self.busy_s, self.moves = {}, []
+        self._specs = {s.name: s for s in specs}
         n = max(1, min(self.workers, len(specs)))
         self._home: dict[str, int] = {}
+        self._key: dict[str, str] = {}  # the live agent's key in its worker
+        self._retired: dict[str, list[tuple[int, str]]] = {}  # earlier agents this horizon
+        self._open_args: dict[str, tuple] = {}
+        self._recent: dict[str, float] = {}  # smoothed seconds per step
+        self._rounds = self._last_balance = 0
         self._conns, self._procs = [], []
         for w in range(n):
             mine = specs[w::n]
@@ -149,30 +187,102 @@ class ProcessBackend(Backend):
             self._procs.append(proc)
             for s in mine:
                 self._home[s.name] = w
+                self._key[s.name] = s.name
         for conn in self._conns:
             if conn.recv() != "ready":
                 raise RuntimeError("a community worker failed to start")
 
-    def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
-        _check(method)
-        batches: dict[int, dict] = {}
-        for name, args in requests.items():
-            batches.setdefault(self._home[name], {})[name] = args
+    def _exchange(self, method: str, batches: dict[int, dict], watch: bool = True):
+        """Send one batch per worker and collect the replies (by key) and seconds."""
         for w, batch in batches.items():
-            if self._on_message:
+            if watch and self._on_message:
                 self._on_message("send", (method, batch))
             self._conns[w].send((method, batch))
         replies: dict[str, Any] = {}
+        seconds: dict[str, float] = {}
         for w in batches:
-            status, payload, seconds = self._conns[w].recv()
-            for name, dt in seconds.items():
-                self.busy_s[name] = self.busy_s.get(name, 0.0) + dt
-            if self._on_message:
+            status, payload, secs = self._conns[w].recv()
+            if watch and self._on_message:
                 self._on_message("receive", payload)
             if status != "ok":
                 raise RuntimeError(f"community worker {w}: {payload}")
             replies.update(payload)
+            seconds.update(secs)
+        return replies, seconds
+
+    def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
+        _check(method)
+        if method == "open":
+            self._drop_retired()
+            self._open_args.update(requests)
+        batches: dict[int, dict] = {}
+        for name, args in requests.items():
+            batches.setdefault(self._home[name], {})[self._key[name]] = args
+        if method == "report":  # idle agents of moved communities report their share too
+            for name in requests:
+                for w, key in self._retired.get(name, []):
+                    batches.setdefault(w, {})[key] = ()
+        by_key, seconds = self._exchange(method, batches)
+        names = {self._key[n]: n for n in requests}
+        for key, dt in seconds.items():
+            name = names.get(key, key.split("@")[0])
+            self.busy_s[name] = self.busy_s.get(name, 0.0) + dt
+        replies = {name: by_key[self._key[name]] for name in requests}
+        if method == "report":
+            for name in requests:
+                parts = [by_key[key] for _w, key in self._retired.get(name, [])]
+                if parts:
+                    replies[name] = _join_reports([*parts, replies[name]])
+        if method == "propose":
+            self._rounds += 1
+            for key, dt in seconds.items():
+                name = names[key]
+                old = self._recent.get(name)
+                self._recent[name] = dt if old is None else 0.5 * old + 0.5 * dt
+            if self._balance and len(self._conns) > 1:
+                self._rebalance()
         return replies
+
+    def _rebalance(self) -> None:
+        if self._rounds - self._last_balance < self._balance_every:
+            return
+        cost = self._recent
+        n = len(self._conns)
+        load = [0.0] * n
+        for name, c in cost.items():
+            load[self._home[name]] += c
+        bins = lpt_assignment(cost, n)
+        if max(sum(cost[m] for m in b) for b in bins) > (1 - self._balance_gain) * max(load):
+            return
+        # keep as many communities where they are as possible: match bins to workers
+        order, free = [], set(range(n))
+        for b in sorted(bins, key=lambda b: -sum(cost[m] for m in b)):
+            w = max(free, key=lambda k: (sum(cost[m] for m in b if self._home[m] == k), -k))
+            free.discard(w)
+            order.append((w, b))
+        adopt: dict[int, dict] = {}
+        for w, b in order:
+            for name in b:
+                if self._home[name] != w:
+                    old = self._home[name]
+                    self._retired.setdefault(name, []).append((old, self._key[name]))
+                    key = f"{name}@{len(self._retired[name])}"
+                    adopt.setdefault(w, {})[key] = (self._specs[name],
+                                                    self._open_args.get(name, ()))
+                    self._home[name], self._key[name] = w, key
+                    self.moves.append((self._rounds, name, old, w))
+        if adopt:
+            self._exchange("adopt", adopt, watch=False)
+            self._last_balance = self._rounds
+
+    def _drop_retired(self) -> None:
+        drop: dict[int, dict] = {}
+        for items in self._retired.values():
+            for w, key in items:
+                drop.setdefault(w, {})[key] = ()
+        if drop:
+            self._exchange("drop", drop, watch=False)
+        self._retired = {}
 
     def close(self) -> None:
         for conn in getattr(self, "_conns", []):
@@ -185,6 +295,15 @@ class ProcessBackend(Backend):
             if proc.is_alive():
                 proc.terminate()
         self._procs = []
+
+
+def _join_reports(parts: list[dict]) -> dict:
+    """One community's reports from its successive agents, in order (lists concatenated)."""
+    out = dict(parts[-1])
+    for key, value in out.items():
+        if isinstance(value, list):
+            out[key] = [item for part in parts for item in part[key]]
+    return out
 
 
 class DaskBackend(Backend):
