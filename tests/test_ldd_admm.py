@@ -111,16 +111,19 @@ def test_non_convergence_is_reported_with_the_best_consistent_solution():
     assert result.leader_cost >= exact.leader_cost - 1e-6 * max(1.0, abs(exact.leader_cost))
 
 
+@pytest.mark.parametrize("form", ["cuts", "segments"])
 @pytest.mark.parametrize("centre, linear, rho", [(0.3, 5.0, 100.0), (-0.2, -40.0, 25.0),
                                                  (0.0, 0.0, 1e4), (0.05, 1e3, 1.0),
                                                  (0.1, 1e-3, 100.0), (-0.4, -7e-3, 1e3)])
-def test_penalty_step_is_within_its_error_bound_of_the_exact_quadratic(centre, linear, rho):
+def test_penalty_step_is_within_its_error_bound_of_the_exact_quadratic(centre, linear, rho,
+                                                                        form):
     """min a x + ρ/2 (x − c)² over [-1, 1] has the closed form x* = clip(c − a/ρ)."""
     step = 5e-6
     model = LinearModel("scalar")
     x = model.add_variables("x", (np.arange(1),), -1.0, 1.0)
     model.set_objective_term("linear", x.ids, linear)
-    penalty = add_quadratic_penalty(model, x.ids, name="p", step=step, dense=20, span=2.0)
+    penalty = add_quadratic_penalty(model, x.ids, name="p", step=step, dense=20, span=2.0,
+                                    form=form)
     penalty.set(model, np.array([centre]), rho)
     highs = HighsSolver(SolverOptions())
     highs.load(model)
@@ -135,6 +138,26 @@ def test_penalty_step_is_within_its_error_bound_of_the_exact_quadratic(centre, l
     if abs(x_star - centre) < 20 * step:  # near the centre the tangents are fine
         assert bound <= rho * step ** 2
         assert abs(x_pwl - x_star) <= step
+
+
+@pytest.mark.parametrize("u", [0.0, 1e-6, 3.3e-5, -7.7e-5, 0.0123, -0.4, 1.7])
+def test_both_penalty_forms_are_the_same_tangent_envelope(u):
+    """Fix x: each form's minimal penalty is max over tangent points d of d·u − d²/2."""
+    step, rho, centre = 5e-6, 3.0, 0.2
+    values = {}
+    for form in ("cuts", "segments"):
+        model = LinearModel(form)
+        x = model.add_variables("x", (np.arange(1),), centre + u, centre + u)
+        penalty = add_quadratic_penalty(model, x.ids, name="p", step=step, dense=20,
+                                        span=2.0, form=form)
+        penalty.set(model, np.array([centre]), rho)
+        highs = HighsSolver(SolverOptions())
+        highs.load(model)
+        values[form] = highs.solve().objective
+    points = np.concatenate([[0.0], penalty.offsets])
+    envelope = rho * float(np.max(points * u - points ** 2 / 2))
+    assert values["cuts"] == pytest.approx(envelope, rel=1e-7, abs=1e-12)
+    assert values["segments"] == pytest.approx(envelope, rel=1e-7, abs=1e-12)
 
 
 def _run(backend, seed=1):

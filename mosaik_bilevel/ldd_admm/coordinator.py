@@ -114,7 +114,7 @@ class Coordinator:
         lazy = LazyBinaries(z=np.zeros((0, 3), dtype=np.int64), on=np.zeros(0, dtype=np.int64),
                             beta=kkt.beta.ids.ravel(), kkt=kkt)
         self._step = PenalizedStep(host, z.ids, self._penalty_spec, self._options, lazy,
-                                   span_mw=2.0 * float(s.max()))
+                                   span_mw=2.0 * float(s.max()), form="segments")
 
     @property
     def kkt(self) -> KKTSystem:

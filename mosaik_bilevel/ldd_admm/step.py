@@ -63,10 +63,15 @@ class PenalizedStep:
         Range the penalised columns can move over (how far the tangents must reach).
     lazy
         Binaries HiGHS may solve lazily (tangent mode).
+    form
+        How the tangents enter the model (:mod:`mosaik_bilevel.pwl`): ``cuts`` (rows; best
+        for the communities' small steps) or ``segments`` (bounded columns; best for the
+        coordinator's MILP).
     """
 
     def __init__(self, model: LinearModel, cols: np.ndarray, spec: PenaltySpec,
-                 options: SolverOptions, lazy: LazyBinaries, span_mw: float):
+                 options: SolverOptions, lazy: LazyBinaries, span_mw: float,
+                 form: str = "cuts"):
         self.model, self.cols, self.spec = model, np.asarray(cols), spec
         self._lazy = lazy
         self._restored: np.ndarray | None = None
@@ -77,7 +82,8 @@ class PenalizedStep:
         else:
             self._penalty = add_quadratic_penalty(model, self.cols, name="penalty",
                                                   step=spec.step_mw, dense=spec.dense,
-                                                  span=span_mw, growth=spec.growth)
+                                                  span=span_mw, growth=spec.growth,
+                                                  form=form)
             self._highs = HighsSolver(options)
             self._highs.load(model)
 
