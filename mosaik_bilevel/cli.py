@@ -1,8 +1,10 @@
 """The ``mosaik-bilevel`` command.
 
 ``mosaik-bilevel solve --case paper --method exact --out DIR`` solves one horizon and writes
-``summary.json`` and the result tables as CSV; ``mosaik-bilevel export-case --case paper
---out DIR`` writes a built-in case as a case folder to start one's own from.
+``summary.json`` and the result tables as CSV; ``mosaik-bilevel simulate --case paper --days N
+--method exact|ldd-admm --out DIR`` runs the rolling-horizon co-simulation (mosaik) and
+writes its tables as each day finishes; ``mosaik-bilevel export-case --case paper --out DIR``
+writes a built-in case as a case folder to start one's own from.
 
 Exit codes: 0 solved (and certified), 1 solved without an optimal certified answer (the
 summary says why and is written all the same), 2 bad input (a one-line message naming file,
@@ -91,6 +93,37 @@ def _solve(args) -> int:
     return 0 if result.ok else 1
 
 
+def _simulate(args) -> int:
+    from .scenarios.run import simulate
+
+    options = {}
+    if args.case == "paper":
+        options = {"day": args.day, "step_minutes": args.step_minutes, "days": args.days}
+    elif args.case == "random":
+        options = {"seed": args.seed, "horizons": args.days}
+    admm = None
+    if args.method.replace("-", "_") == "ldd_admm":
+        admm = {"workers": args.workers, "max_iterations": args.max_iterations,
+                "backend": args.backend or ("sequential" if args.workers <= 1 else "process")}
+    summary = simulate(args.case, options, days=args.days, method=args.method,
+                       pricing=args.pricing, out=args.out, mode=args.mode,
+                       progress=not args.quiet, admm=admm,
+                       solver={"mip_rel_gap": args.mip_gap, "threads": args.threads},
+                       load_sigma=args.load_sigma, pv_sigma=args.pv_sigma,
+                       seed=args.error_seed)
+    failed = [d["day"] for d in summary["days"]
+              if d.get("clearing", {}).get("status") not in ("optimal", None)]
+    if not args.quiet:
+        for d in summary["days"]:
+            cl, ac = d.get("clearing", {}), d.get("ac", {})
+            print(f"{d['day']}: clearing {cl.get('status')} (leader {cl.get('leader_cost')}, "
+                  f"{cl.get('solve_s') or 0:.3g} s); AC {ac.get('steps', 0)} steps, "
+                  f"{ac.get('not_converged', 0)} not converged, vm "
+                  f"{ac.get('vm_min_pu')}..{ac.get('vm_max_pu')} pu")
+        print(f"  written to      {args.out}")
+    return 1 if failed else 0
+
+
 def _export(args) -> int:
     case = _case(args)
     path = save_case(case, args.out)
@@ -131,6 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ldd-admm: also solve exactly and report the deviation")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_solve)
+
+    p = sub.add_parser("simulate", help="rolling-horizon co-simulation with mosaik")
+    _add_case_arguments(p)
+    p.add_argument("--method", default="exact", choices=["exact", "ldd-admm", "ldd_admm"])
+    p.add_argument("--pricing", default="dlmp", choices=PRICINGS)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--mode", default="python", choices=["python", "cmd"],
+                   help="simulators in-process (python) or each in its own process (cmd)")
+    p.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap")
+    p.add_argument("--threads", type=int, default=None, help="HiGHS threads")
+    p.add_argument("--workers", type=int, default=1, help="ldd-admm: worker processes")
+    p.add_argument("--backend", default=None, choices=BACKENDS, help="ldd-admm: backend")
+    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+                   help="ldd-admm: iteration cap")
+    p.add_argument("--load-sigma", type=float, default=0.1,
+                   help="relative error of realised load against its forecast")
+    p.add_argument("--pv-sigma", type=float, default=0.15,
+                   help="relative error of realised PV against its forecast")
+    p.add_argument("--error-seed", type=int, default=0, help="seed of the realisations")
+    p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
+    p.set_defaults(run=_simulate)
 
     p = sub.add_parser("export-case", help="write a case as a case folder")
     _add_case_arguments(p)

@@ -12,6 +12,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import TIGHT
 
@@ -30,7 +31,7 @@ from mosaik_bilevel.ldd_admm import (
 from mosaik_bilevel.ldd_admm.backends import PROTOCOL, lpt_assignment
 from mosaik_bilevel.linear import LinearModel
 from mosaik_bilevel.pwl import add_quadratic_penalty
-from mosaik_bilevel.solve import solve
+from mosaik_bilevel.solve import Solver, solve
 
 #: Random cases (1-3 communities, 2-3 periods) the method converges on within the cap.
 SEEDS = [0, 1, 3, 5, 8, 10]
@@ -74,6 +75,24 @@ def test_deviation_against_exact_is_reported_per_period():
         dev["relative_deviation_cost"].mean())
     assert result.extra["exact_follower_cost"] == pytest.approx(exact.follower_cost)
     assert abs(result.extra["deviation_leader_cost"]) <= LEADER_COST_TOLERANCE
+
+
+def test_measured_state_reaches_each_community_and_the_exact_comparison():
+    """A rolling horizon starts from measured battery energy: LDD-ADMM and exact agree."""
+    case = load_case("random", seed=1)
+    with_battery = [c for c in case.communities if len(c.batteries)]
+    assert with_battery
+    state = {c.name: (c.batteries["e_min_mwh"] + 0.9 * (c.batteries["e_max_mwh"]
+                                                       - c.batteries["e_min_mwh"])).to_dict()
+             for c in with_battery}
+    result = solve_ldd_admm(case, "dlmp", initial_energy_mwh=state, compare_exact=True)
+    exact = Solver(case, "exact", "dlmp").solve(
+        initial_energy_mwh={n: pd.Series(v) for n, v in state.items()})
+    default = solve(case, "exact", "dlmp")
+    assert result.extra["exact_leader_cost"] == pytest.approx(exact.leader_cost, abs=1e-9)
+    assert exact.leader_cost != pytest.approx(default.leader_cost, abs=1e-6)  # state matters
+    assert abs(result.leader_cost - exact.leader_cost) <= LEADER_COST_TOLERANCE * max(
+        1.0, abs(exact.leader_cost))
 
 
 def test_ties_are_told_apart_from_deviations_by_the_nearest_exact_optimum():
@@ -287,8 +306,8 @@ def test_privacy_process_messages_carry_only_exchanges_and_multipliers():
                     multiplier, target, rho = args
                     assert len(multiplier) == periods and isinstance(rho, float)
                     assert target is None or len(target) == periods
-                elif method == "open":
-                    assert args == (str(case.periods()[0]), periods)
+                elif method == "open":  # the horizon, and the community's own state
+                    assert args == (str(case.periods()[0]), periods, None)
                 else:
                     assert args == ()
         else:

@@ -106,6 +106,8 @@ def solve_ldd_admm(
     options: ADMMOptions | None = None,
     solver_options: SolverOptions | None = None,
     compare_exact: bool = False,
+    initial_energy_mwh: dict | None = None,
+    p_init_mw=None,
 ) -> SolveResult:
     """Solve one horizon of ``case`` with LDD-ADMM (see the module docstring).
 
@@ -117,6 +119,11 @@ def solve_ldd_admm(
         the communities on it and stops them when it returns.
     compare_exact
         Also solve the exact method on the same horizon and report the deviation.
+    initial_energy_mwh
+        Measured battery energy per community at the horizon start (``{community: {battery:
+        MWh}}``; default the case's); each community receives only its own.
+    p_init_mw
+        The units' output before the horizon (their first ramp; default the case's).
     """
     opts = options or ADMMOptions()
     if not opts.penalty.miqp_solver and opts.penalty.step_mw > opts.eps_abs / 2:
@@ -147,10 +154,13 @@ def solve_ldd_admm(
     try:
         t0 = time.perf_counter()
         backend.start(specs)
-        disclosed = backend.call("open", {n: (str(periods[0]), len(periods)) for n in names})
+        initial = {n: _plain(initial_energy_mwh.get(n)) if initial_energy_mwh else None
+                   for n in names}
+        disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n])
+                                          for n in names})
         coordinator = Coordinator(case.mv_side(), {c.name: int(c.mv_bus) for c in case.communities},
                                   pricing=pricing, options=step_options, penalty=opts.penalty)
-        coordinator.open(periods, disclosed)
+        coordinator.open(periods, disclosed, p_init_mw=p_init_mw)
         times["startup"] = time.perf_counter() - t0
 
         n_coords = len(names) * len(periods)
@@ -239,7 +249,11 @@ def solve_ldd_admm(
 
             t0 = time.perf_counter()
             exact_solver = Solver(case, "exact", pricing, options=solver_options)
-            exact = exact_solver.solve(periods[0])
+            exact = exact_solver.solve(
+                periods[0], p_init_mw=p_init_mw,
+                initial_energy_mwh=None if not initial_energy_mwh else {
+                    n: pd.Series(v, dtype=float) for n, v in initial_energy_mwh.items()
+                    if v is not None})
             scalars, result.deviation = deviation_from_exact(
                 exact_solver, exact, chosen.x, chosen.own_cost, chosen.clearing, coordinator)
             result.extra.update(scalars)
@@ -248,6 +262,13 @@ def solve_ldd_admm(
         backend.close()
     result.times_s["total"] = time.perf_counter() - t_all
     return result
+
+
+def _plain(values) -> dict | None:
+    """Battery energies as a plain dict (what crosses to a community's process)."""
+    if values is None:
+        return None
+    return {str(k): float(v) for k, v in dict(values).items()}
 
 
 def _check_replies(replies: dict) -> None:

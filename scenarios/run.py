@@ -1,0 +1,110 @@
+"""Rolling-horizon simulations of the whole system: one call, tables on disk, a summary.
+
+:func:`simulate` builds a World (:func:`~.system.add_system`), runs ``days`` days and writes
+into ``out``: the recorder's tables (appended as each day finishes), every clearing's result
+(``clearings/<start>/``, written as soon as it is done) and ``summary.json`` per day and in
+total (clearings, AC validation, communities' imbalance, wall time split).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import mosaik
+import pandas as pd
+
+from .system import QUIET, add_system, run_world, sim_config
+
+
+def simulate(case: str = "paper", case_options: dict | None = None, *, days: int = 1,
+             method: str = "exact", pricing: str = "dlmp", out: str | Path,
+             mode: str = "python", addresses: dict | None = None, progress: bool = False,
+             **system_options) -> dict:
+    """Simulate ``days`` days and write the results to ``out``; returns the summary.
+
+    ``system_options`` go to :func:`~.system.add_system` (solver, admm, load_sigma,
+    pv_sigma, seed, track_exchange).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    world = mosaik.World(sim_config(mode, addresses), **QUIET)
+    system = add_system(world, case, case_options, days=days, method=method, pricing=pricing,
+                        out=str(out), **system_options)
+    t_setup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    try:
+        run_world(world, system.until, step=system.step, progress=progress)
+    finally:
+        wall = time.perf_counter() - t1
+        summary = summarize(out, method=method, pricing=pricing, setup_s=t_setup, run_s=wall)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    return summary
+
+
+def summarize(out: Path, **header) -> dict:
+    """Per-day and total figures from the tables in ``out``."""
+    out = Path(out)
+    summary: dict = {**{k: v for k, v in header.items()}, "days": []}
+    clearings = sorted((out / "clearings").glob("*/summary.json")) if (
+        out / "clearings").exists() else []
+    by_day: dict[str, dict] = {}
+    for path in clearings:
+        s = json.loads(path.read_text())
+        day = s["start"][:10]
+        by_day.setdefault(day, {})["clearing"] = {
+            "status": s["status"], "leader_cost": s.get("leader_cost"),
+            "follower_cost": s.get("follower_cost"),
+            "solve_s": (s.get("times_s") or {}).get("total"),
+            "iterations": s.get("iterations", 0)}
+    grid = _read(out / "grid.csv")
+    if grid is not None:
+        grid["day"] = grid["time"].str[:10]
+        step_h = _step_h(grid)
+        for day, g in grid.groupby("day"):
+            ok = g["converged"].astype(str).str.lower() == "true"
+            by_day.setdefault(day, {})["ac"] = {
+                "steps": len(g), "not_converged": int((~ok).sum()),
+                "vm_min_pu": _f(g["vm_min[pu]"].min()), "vm_max_pu": _f(g["vm_max[pu]"].max()),
+                "loading_max_percent": _f(g["loading_max[%]"].max()),
+                "steps_with_vm_violation": int((g["vm_violations"] > 0).sum()),
+                "steps_with_loading_violation": int((g["loading_violations"] > 0).sum()),
+                "loss_mwh": _f(g["P_loss[MW]"].sum() * step_h),
+                "ldf_error_mv_max_pu": _f(g["ldf_error_mv[pu]"].max()),
+                "ldf_error_lv_max_pu": _f(g["ldf_error_lv[pu]"].max()),
+                "power_flow_s": _f(g["pf_time[s]"].sum())}
+    comm = _read(out / "communities.csv")
+    if comm is not None:
+        comm["day"] = comm["time"].str[:10]
+        step_h = _step_h(comm)
+        for day, g in comm.groupby("day"):
+            by_day.setdefault(day, {})["communities"] = {
+                "imbalance_abs_mwh": _f(g["imbalance[MW]"].abs().sum() * step_h),
+                "import_mwh": _f(g["P[MW]"].clip(lower=0).sum() * step_h),
+                "export_mwh": _f(-g["P[MW]"].clip(upper=0).sum() * step_h),
+                "battery_limited_steps": int(g["battery_limited"].astype(str).str.lower()
+                                             .eq("true").sum()),
+                "without_schedule_steps": int((g["schedule_status"] == "no_schedule").sum())}
+    summary["days"] = [{"day": d, **v} for d, v in sorted(by_day.items())]
+    solve = sum((d.get("clearing", {}).get("solve_s") or 0.0) for d in summary["days"])
+    pf = sum((d.get("ac", {}).get("power_flow_s") or 0.0) for d in summary["days"])
+    summary["times_s"] = {"clearing": solve, "power_flow": pf}
+    return summary
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _step_h(frame: pd.DataFrame) -> float:
+    times = pd.to_datetime(frame["time"].drop_duplicates().sort_values())
+    return float((times.iloc[1] - times.iloc[0]).total_seconds() / 3600) if len(times) > 1 \
+        else 1.0
+
+
+def _f(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None

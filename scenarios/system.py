@@ -1,0 +1,203 @@
+"""The whole system in a user's ``mosaik.World``: communities, market operator, MV grid.
+
+:func:`sim_config` says how to start each simulator (``python`` in-process, ``cmd`` as a
+separate process, or ``connect`` to running ones); :func:`add_system` starts them in a World,
+creates the entities, connects them and returns them (:class:`System`) so a user can connect
+further components; :func:`run_world` runs the World and fails loudly when a simulator in
+another process failed (mosaik itself only logs that).
+
+Data flow of a step (no same-time loop): the market operator clears when a horizon starts,
+from the battery energy the communities measured at the end of the previous step
+(time-shifted), and sends each community its schedule; the communities operate the step;
+the MV grid runs the AC power flow on their realised withdrawals and the operator's dispatch.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from mosaik_bilevel.simulators.attributes import attributes
+
+from mosaik_bilevel.case_io import load_case
+from mosaik_bilevel.errors import MosaikBilevelError
+
+#: Names of our simulators in a World's sim_config.
+SIMULATORS = {
+    "community": ("BilevelCommunity", "mosaik_bilevel.simulators.community",
+                  "CommunitySimulator"),
+    "market": ("BilevelMarket", "mosaik_bilevel.simulators.market", "MarketSimulator"),
+    "grid": ("BilevelGrid", "mosaik_bilevel.simulators.grid", "GridSimulator"),
+}
+RECORDER = ("BilevelRecorder", "mosaik_bilevel.simulators.recorder", "RecorderSimulator")
+#: mosaik options for library use: no banner, no logging set-up.
+QUIET = {"skip_greetings": True, "configure_logging": False}
+
+
+class SimulationError(MosaikBilevelError):
+    """A simulator failed during a run (in any process)."""
+
+
+def sim_config(mode: str = "python", addresses: dict[str, str] | None = None) -> dict:
+    """sim_config entries for our simulators (and the recorder, always in-process).
+
+    Parameters
+    ----------
+    mode
+        ``python`` (in-process), ``cmd`` (each a separate process started by mosaik) or
+        ``connect`` (to simulators already running at ``addresses[kind]``, kind one of
+        ``community``, ``market``, ``grid``).
+    """
+    config = {RECORDER[0]: {"python": f"{RECORDER[1]}:{RECORDER[2]}"}}
+    for kind, (name, module, cls) in SIMULATORS.items():
+        if mode == "python":
+            config[name] = {"python": f"{module}:{cls}"}
+        elif mode == "cmd":
+            config[name] = {"cmd": f'"{sys.executable}" -m {module} %(addr)s', "posix": True}
+        elif mode == "connect":
+            if not addresses or kind not in addresses:
+                raise ValueError(f"mode 'connect' needs an address for the {kind} simulator")
+            config[name] = {"connect": addresses[kind]}
+        else:
+            raise ValueError(f"unknown mode {mode!r}: python, cmd or connect")
+    return config
+
+
+@dataclass
+class System:
+    """The entities :func:`add_system` created."""
+
+    communities: dict
+    market: object
+    ports: dict
+    grid: object
+    feeders: dict
+    buses: dict
+    recorder: object | None = None
+    until: int = 0
+    step: int = 0
+    case_name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def add_system(world, case: str = "paper", case_options: dict | None = None, *,
+               days: int = 1, method: str = "exact", pricing: str = "dlmp",
+               solver: dict | None = None, admm: dict | None = None,
+               load_sigma: float = 0.1, pv_sigma: float = 0.15, seed: int = 0,
+               track_exchange: bool = True, out: str | None = None,
+               time_resolution: float = 1.0) -> System:
+    """Start, create and connect the whole system in ``world``.
+
+    Parameters
+    ----------
+    world
+        A ``mosaik.World`` whose ``sim_config`` has our simulators (see :func:`sim_config`;
+        missing entries are added in-process).
+    case, case_options
+        A built-in case name or case folder, and the built-in case's options (for ``paper``:
+        ``day``, ``days``, ``step_minutes``). Every simulator loads it itself.
+    days
+        Horizons to simulate, one clearing each (days, for a case with a 24 h horizon); sets
+        :attr:`System.until`.
+    method, pricing, solver, admm
+        How the market operator clears (``solver``: ``mip_rel_gap``, ``time_limit_s``,
+        ``threads``; ``admm``: ``backend``, ``workers``, ``max_iterations``, ...).
+    load_sigma, pv_sigma, seed, track_exchange
+        How the communities meet reality.
+    out
+        Folder for the recorder's tables and the clearings (None: nothing recorded).
+    """
+    for name, entry in sim_config("python").items():
+        world.sim_config.setdefault(name, entry)
+    case_options = dict(case_options or {})
+    the_case = load_case(case, **case_options)
+    common = {"case": str(case), "case_options": case_options}
+    step_s = the_case.step_h * 3600.0
+    step = round(step_s / time_resolution)
+
+    csim = world.start(SIMULATORS["community"][0], sim_id="communities", **common,
+                       load_sigma=load_sigma, pv_sigma=pv_sigma, seed=seed,
+                       track_exchange=track_exchange)
+    msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
+                       pricing=pricing, admm=admm, **(solver or {}),
+                       out=None if out is None else f"{out}/clearings")
+    gsim = world.start(SIMULATORS["grid"][0], sim_id="grid", **common)
+
+    names = [c.name for c in the_case.communities]
+    communities = {n: csim.Community(name=n) for n in names}
+    market = msim.MarketOperator()
+    ports = {e.eid[len("port-"):]: e for e in market.children}
+    grid = gsim.Grid()
+    feeders = {e.eid[len("feeder-"):]: e for e in grid.children if e.type == "Feeder"}
+    buses = {int(e.eid[len("bus-"):]): e for e in grid.children if e.type == "Bus"}
+
+    for n in names:
+        world.connect(ports[n], communities[n], "schedule")
+        initial = the_case.communities[names.index(n)].batteries["e_init_mwh"]
+        world.connect(communities[n], ports[n], "E_batteries[MWh]", time_shifted=True,
+                      initial_data={"E_batteries[MWh]": {str(k): float(v)
+                                                         for k, v in initial.items()}})
+        world.connect(communities[n], feeders[n], "P_lv[MW]", "Q_lv[MVar]")
+    world.connect(market, grid, "P_gen[MW]", "Q_gen[MVar]", "P_pv_plant[MW]")
+
+    system = System(communities=communities, market=market, ports=ports, grid=grid,
+                    feeders=feeders, buses=buses,
+                    until=round(days * the_case.horizon_h * 3600 / time_resolution),
+                    step=step, case_name=the_case.name)
+    if out is not None:
+        rsim = world.start(RECORDER[0], sim_id="record", out=str(out),
+                           start=the_case.timeline[0].isoformat(), step=step,
+                           flush_every=round(the_case.horizon_h * 3600 / time_resolution))
+        recorder = rsim.Recorder()
+        system.recorder = recorder
+        for n in names:
+            world.connect(communities[n], recorder, *_record(attributes(
+                "community", "Community", "out")))
+            world.connect(ports[n], recorder, "price[$/MWh]")
+            world.connect(feeders[n], recorder, "P[MW]", "Q[MVar]", "vm_min[pu]",
+                          "vm_max[pu]", "loading[%]")
+        world.connect(market, recorder, *_record(attributes("market", "MarketOperator",
+                                                            "out")))
+        world.connect(grid, recorder, *_record(attributes("grid", "Grid", "out")))
+        for bus in buses.values():
+            world.connect(bus, recorder, "Vm[pu]")
+    return system
+
+
+def _record(attrs: list[str]) -> list[str]:
+    """What the recorder takes: everything but horizons and per-LV-bus withdrawals."""
+    return [a for a in attrs if a not in ("forecast_P[MW]", "P_lv[MW]", "Q_lv[MVar]")]
+
+
+def run_world(world, until: int, *, step: int | None = None, progress: bool = False) -> None:
+    """Run ``world`` until ``until``; raise :class:`SimulationError` if a simulator failed.
+
+    mosaik logs, but does not raise, the failure of a simulator in another process; this
+    catches that log record and, given the simulators' ``step``, also checks that every
+    simulator reached the last step before ``until``.
+    """
+    from loguru import logger
+
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(str(m.record["message"])), level="ERROR",
+                      filter="mosaik", format="{message}")
+    logger.enable("mosaik")
+    try:
+        world.run(until=until, print_progress=progress)
+    finally:
+        logger.remove(sink)
+        logger.disable("mosaik")
+    stopped = [] if step is None else _stopped_early(world, until - step)
+    if stopped:
+        errors.append(f"simulators that stopped before time {until - step}: "
+                      f"{', '.join(stopped)}")
+    if errors:
+        raise SimulationError("; ".join(errors))
+
+
+def _stopped_early(world, last_step: int) -> list[str]:
+    """Simulators that did not step at ``last_step`` (mosaik's runners; [] if unknown)."""
+    runners = getattr(getattr(world, "_async_world", None), "_get_sim_runners", None)
+    if runners is None:
+        return []
+    return [sid for sid, r in runners().items() if r.last_step.time < last_step]

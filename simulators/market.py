@@ -1,0 +1,163 @@
+"""The market operator simulator: the leader's clearings in a co-simulation (thin over the core).
+
+One ``MarketOperator`` entity with one ``Port`` child per community. In a step where a
+horizon starts, it clears that horizon (:class:`mosaik_bilevel.market.MarketOperator`) from
+the battery energy the communities measured at the end of the previous step (a
+time-shifted connection) and sends each community its exchange schedule through its port;
+every step it outputs the follower's dispatch, the DLMPs and each community's scheduled
+exchange and price of the step. Attributes: :mod:`.attributes`.
+
+Run it in-process (``{"python": "mosaik_bilevel.simulators.market:MarketSimulator"}``), as a
+separate process (``mosaik-bilevel-market %(addr)s`` or ``python -m
+mosaik_bilevel.simulators.market %(addr)s``) or by ``connect``.
+"""
+
+from __future__ import annotations
+
+import mosaik_api_v3
+
+from mosaik_bilevel.highs import SolverOptions
+from mosaik_bilevel.market import MarketOperator
+
+from .attributes import meta
+from .common import Clock, num, open_case, plain_dict, single
+
+OPERATOR_EID = "market"
+PORT_PREFIX = "port-"
+
+
+class MarketSimulator(mosaik_api_v3.Simulator):
+    """See the module docstring. ``sim_params`` of :meth:`init`:
+
+    case, case_options, start
+        As for the community simulator.
+    method, pricing
+        ``exact`` or ``ldd_admm``; ``dlmp`` or ``tariff``.
+    mip_rel_gap, time_limit_s, threads
+        HiGHS options.
+    admm
+        LDD-ADMM options: ``backend`` (``sequential``, ``process``, ``dask``), ``workers``,
+        ``max_iterations``.
+    out
+        Folder that receives every clearing's result as soon as it is done.
+    """
+
+    def __init__(self):
+        super().__init__(meta("market"))
+        self.operator: MarketOperator | None = None
+        self.cleared_now = False
+
+    def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
+             method="exact", pricing="dlmp", mip_rel_gap=1e-4, time_limit_s=None,
+             threads=None, admm=None, out=None):
+        self.sid = sid
+        self.case = open_case(case, case_options)
+        self.clock = Clock(self.case, time_resolution, start)
+        options = SolverOptions(mip_rel_gap=float(mip_rel_gap),
+                                time_limit_s=float("inf") if time_limit_s is None
+                                else float(time_limit_s),
+                                threads=None if threads is None else int(threads))
+        self.operator = MarketOperator(self.case, method, pricing, options=options,
+                                       admm=_admm_kwargs(admm), out=out)
+        return self.meta
+
+    def create(self, num_entities, model):
+        if num_entities != 1 or model != "MarketOperator":
+            raise ValueError("create exactly one MarketOperator")
+        if getattr(self, "_created", False):
+            raise ValueError(f"{self.sid} has its MarketOperator already")
+        self._created = True
+        ports = [{"eid": f"{PORT_PREFIX}{c.name}", "type": "Port"}
+                 for c in self.case.communities]
+        return [{"eid": OPERATOR_EID, "type": model, "children": ports}]
+
+    def step(self, time, inputs, max_advance):
+        ts = self.clock.timestamp(time)
+        self.now = ts
+        self.cleared_now = False
+        if self.operator.clears_at(ts):
+            measured = {}
+            for c in self.case.communities:
+                value = single(inputs.get(f"{PORT_PREFIX}{c.name}", {}).get(
+                    "E_batteries[MWh]"))
+                if value is not None:
+                    measured[c.name] = value
+            self.operator.clear(ts, measured)
+            self.cleared_now = True
+        return time + self.clock.step
+
+    def get_data(self, outputs):
+        current = self.operator.current(self.now)
+        last = self.operator.clearings[-1] if self.operator.clearings else None
+        data = {}
+        for eid, attrs in outputs.items():
+            data[eid] = {a: self._value(eid, a, current, last) for a in attrs}
+        return data
+
+    def _value(self, eid, attr, current, last):
+        ts = self.now
+        if eid == OPERATOR_EID:
+            if attr == "cleared":
+                return self.cleared_now
+            if attr == "status":
+                return None if last is None else last.status
+            if attr == "leader_cost":
+                return None if last is None or last.result is None else num(
+                    last.result.leader_cost)
+            if attr == "follower_cost":
+                return None if last is None or last.result is None else num(
+                    last.result.follower_cost)
+            if attr == "solve_time[s]":
+                return None if last is None else num(last.wall_s)
+            if attr == "iterations":
+                return None if last is None else last.iterations
+            if current is None:
+                return None
+            table = {"dlmp[$/MWh]": current.dlmp, "P_gen[MW]": current.p_gen,
+                     "Q_gen[MVar]": current.q_gen, "P_pv_plant[MW]": current.p_pv_plant}
+            if attr in table:
+                t = table[attr]
+                return None if t is None else plain_dict(t.loc[ts])
+            if attr == "P_sub[MW]":
+                return None if current.p_sub is None else num(current.p_sub.loc[ts])
+            raise ValueError(f"unknown attribute {attr!r} of MarketOperator")
+        # a community's port
+        eid = eid[len(PORT_PREFIX):]
+        if attr == "schedule":
+            if not (self.cleared_now and last is not None and last.ok):
+                return None
+            values = last.schedules[eid]
+            return self.clock.horizon(values.to_numpy(), values.index[0])
+        if current is None:
+            return None
+        if attr == "price[$/MWh]":
+            return num(current.prices.at[ts, eid])
+        if attr == "P_scheduled[MW]":
+            return num(current.schedules.at[ts, eid])
+        raise ValueError(f"unknown attribute {attr!r} of Port")
+
+
+def _admm_kwargs(admm: dict | None) -> dict:
+    """LDD-ADMM keyword arguments from plain sim params."""
+    if not admm:
+        return {}
+    admm = dict(admm)
+    kwargs = {}
+    if "backend" in admm:
+        kwargs["backend"] = str(admm.pop("backend"))
+    if "workers" in admm:
+        kwargs["workers"] = int(admm.pop("workers"))
+    if admm:
+        from mosaik_bilevel.ldd_admm import ADMMOptions
+
+        kwargs["options"] = ADMMOptions(**admm)
+    return kwargs
+
+
+def main():
+    """Console script: run the simulator as a separate process (``%(addr)s``)."""
+    return mosaik_api_v3.start_simulation(MarketSimulator(), "mosaik_bilevel market operator")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""A recorder that writes tidy tables as each simulated day finishes.
+
+Connect any attribute of any entity to a ``Recorder`` entity. Numbers, strings and booleans
+go to ``<sim>.csv`` (one row per step and entity, one column per attribute; entities with
+ids ``kind-name`` to ``<sim>_<kind>.csv``); dicts (per bus,
+per unit, per battery) go to ``<sim>__<attribute>.csv`` (time, entity, key, value); horizons
+are left to the market operator's own clearing files. Rows of a day are appended to disk as
+soon as the next day's first step arrives, and the rest when mosaik finalises the run, so an
+interrupted run keeps every finished day.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mosaik_api_v3
+import pandas as pd
+
+META = {"api_version": "3.0", "type": "time-based",
+        "models": {"Recorder": {"public": True, "params": [], "attrs": [],
+                                "any_inputs": True}}}
+
+
+def file_stem(sim: str, attr: str | None = None) -> str:
+    """A file name for a simulator's table (and a dict attribute's)."""
+    name = sim if attr is None else f"{sim}__{attr}"
+    name = name.replace("[$/MWh]", "_per_mwh").replace("[%]", "_percent")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def table_of(sim: str, entity: str) -> str:
+    """Scalar table of an entity: its simulator's, or ``<sim>_<kind>`` for ``kind-name`` ids."""
+    kind, dash, _ = entity.partition("-")
+    return f"{sim}_{kind}" if dash else sim
+
+
+class RecorderSimulator(mosaik_api_v3.Simulator):
+    """``sim_params``: ``out`` (folder), ``start`` (ISO time of mosaik time 0), ``step``
+    (ticks per step), ``time_resolution``; ``flush_every`` ticks (default a day)."""
+
+    def __init__(self):
+        super().__init__(META)
+        self.rows: dict[str, list[dict]] = {}
+        self.dict_rows: dict[str, list[dict]] = {}
+        self.columns: dict[str, list[str]] = {}
+        self.days_written: list[str] = []
+        self.last_time: dict[str, int] = {}
+
+    def init(self, sid, time_resolution=1.0, *, out, start, step, flush_every=None):
+        self.sid = sid
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start = pd.Timestamp(start)
+        self.resolution = float(time_resolution)
+        self.step_ticks = int(step)
+        self.flush_every = int(flush_every or round(86400 / self.resolution))
+        self.period_start = 0
+        return self.meta
+
+    def create(self, num_entities, model):
+        return [{"eid": f"recorder-{i}", "type": model} for i in range(num_entities)]
+
+    def step(self, time, inputs, max_advance):
+        if time >= self.period_start + self.flush_every:
+            self.flush()
+            self.period_start = time - time % self.flush_every
+        ts = (self.start + pd.Timedelta(seconds=time * self.resolution)).isoformat()
+        current: dict[tuple[str, str], dict] = {}
+        for values in inputs.values():
+            for attr, sources in values.items():
+                for src, value in sources.items():
+                    sim, _, entity = src.partition(".")
+                    self.last_time[sim] = time
+                    if isinstance(value, dict):
+                        if "values" in value and "start" in value:
+                            continue  # a horizon
+                        rows = self.dict_rows.setdefault(file_stem(sim, attr), [])
+                        rows.extend({"time": ts, "entity": entity, "key": k, "value": v}
+                                    for k, v in value.items())
+                    elif not isinstance(value, list):
+                        current.setdefault((sim, entity), {"time": ts, "entity": entity})[
+                            attr] = value
+        for (sim, entity), row in current.items():
+            self.rows.setdefault(table_of(sim, entity), []).append(row)
+        return time + self.step_ticks
+
+    def get_data(self, outputs):
+        return {}
+
+    def flush(self) -> None:
+        """Append what is held to the tables on disk."""
+        for sim, rows in self.rows.items():
+            if not rows:
+                continue
+            frame = pd.DataFrame(rows)
+            cols = self.columns.get(sim)
+            if cols is None:
+                cols = ["time", "entity", *sorted(c for c in frame.columns
+                                                  if c not in ("time", "entity"))]
+                self.columns[sim] = cols
+            frame = frame.sort_values(["time", "entity"]).reindex(columns=cols)
+            _append(self.out / f"{file_stem(sim)}.csv", frame)
+        for stem, rows in self.dict_rows.items():
+            if rows:
+                _append(self.out / f"{stem}.csv", pd.DataFrame(rows))
+        self.rows = {k: [] for k in self.rows}
+        self.dict_rows = {k: [] for k in self.dict_rows}
+
+    def finalize(self):
+        self.flush()
+
+
+def _append(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
