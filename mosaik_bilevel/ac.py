@@ -235,56 +235,70 @@ class ACNetwork:
         return self._read(elapsed)
 
     # -- reading ----------------------------------------------------------------------------
+    def _prepare_reading(self) -> None:
+        """Positions (in the bus table's order) used every step, computed once."""
+        net = self.net
+        bus_pos = pd.Series(np.arange(len(net.bus)), index=net.bus.index)
+        self._n_bus = len(net.bus)
+        self._load_bus = bus_pos.loc[net.load.bus].to_numpy()
+        self._sgen_bus = bus_pos.loc[net.sgen.bus].to_numpy()
+        self._vm_lo = self.vm_min_pu.reindex(net.bus.index).to_numpy() - 1e-9
+        self._vm_hi = self.vm_max_pu.reindex(net.bus.index).to_numpy() + 1e-9
+        self._mv_pos = bus_pos.loc[self.mv_buses].to_numpy()
+        mv = self._mv
+        self._feeder_mv_pos = mv.position.loc[[c.mv_bus for c in self.case.communities]
+                                              ].to_numpy()
+        self._lv_pos = [bus_pos.loc[self.lv_bus_index[c.name].loc[self._lv[c.name].buses]
+                                    ].to_numpy() for c in self.case.communities]
+        self._trafo_pos = net.trafo.index.get_indexer(self.trafo_index.to_numpy())
+
     def _read(self, elapsed: float) -> ACStep:
         net = self.net
+        if not hasattr(self, "_n_bus"):
+            self._prepare_reading()
         vm = net.res_bus.vm_pu
+        vm_values = vm.to_numpy()
         line = net.res_line.loading_percent
         trafo = net.res_trafo.loading_percent
-        tr = net.res_trafo.loc[self.trafo_index.to_numpy()]
-        feeder_p = pd.Series(tr.p_hv_mw.to_numpy(), index=self.trafo_index.index)
-        feeder_q = pd.Series(tr.q_hv_mvar.to_numpy(), index=self.trafo_index.index)
-        lo, hi = self.vm_min_pu.reindex(vm.index), self.vm_max_pu.reindex(vm.index)
-        vm_bad = int(((vm < lo - 1e-9) | (vm > hi + 1e-9)).sum())
-        load_bad = int((line > 100.0 + 1e-9).sum() + (trafo > 100.0 + 1e-9).sum())
+        tr = net.res_trafo.iloc[self._trafo_pos]
+        names = self.trafo_index.index
+        feeder_p = pd.Series(tr.p_hv_mw.to_numpy(), index=names)
+        feeder_q = pd.Series(tr.q_hv_mvar.to_numpy(), index=names)
+        vm_bad = int(((vm_values < self._vm_lo) | (vm_values > self._vm_hi)).sum())
+        load_bad = int((line.to_numpy() > 100.0 + 1e-9).sum()
+                       + (trafo.to_numpy() > 100.0 + 1e-9).sum())
         eg = net.res_ext_grid
         step = ACStep(
-            converged=True, vm_pu=vm.copy(), mv_vm_pu=vm.loc[self.mv_buses].copy(),
+            converged=True, vm_pu=vm.copy(), mv_vm_pu=vm.iloc[self._mv_pos].copy(),
             line_loading_percent=line.copy(), trafo_loading_percent=trafo.copy(),
             feeder_p_mw=feeder_p, feeder_q_mvar=feeder_q,
             p_loss_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
             p_sub_mw=float(eg.p_mw.sum()), q_sub_mvar=float(eg.q_mvar.sum()),
             vm_violations=vm_bad, loading_violations=load_bad, time_s=elapsed)
-        step.ldf_mv_error_pu, step.ldf_lv_error_pu = self._ldf_errors(step)
+        step.ldf_mv_error_pu, step.ldf_lv_error_pu = self._ldf_errors(vm_values, feeder_p,
+                                                                      feeder_q)
         return step
 
-    def _ldf_errors(self, step: ACStep) -> tuple[float, float]:
+    def _ldf_errors(self, vm: np.ndarray, feeder_p: pd.Series,
+                    feeder_q: pd.Series) -> tuple[float, float]:
         """Largest |vm_AC − vm_LinDistFlow| on the MV network and on the LV feeders."""
-        net = self.net
-        withdrawal_p = pd.Series(0.0, index=net.bus.index)
-        withdrawal_q = pd.Series(0.0, index=net.bus.index)
-        for table, sign in ((net.load, 1.0), (net.sgen, -1.0)):
-            on = table[table.in_service]
-            withdrawal_p = withdrawal_p.add(sign * on.groupby("bus").p_mw.sum(), fill_value=0)
-            withdrawal_q = withdrawal_q.add(sign * on.groupby("bus").q_mvar.sum(),
-                                            fill_value=0)
+        net, n = self.net, self._n_bus
+        # every element is in service: one withdrawal per bus, in the bus table's order
+        wp = (np.bincount(self._load_bus, net.load.p_mw.to_numpy(), n)
+              - np.bincount(self._sgen_bus, net.sgen.p_mw.to_numpy(), n))
+        wq = (np.bincount(self._load_bus, net.load.q_mvar.to_numpy(), n)
+              - np.bincount(self._sgen_bus, net.sgen.q_mvar.to_numpy(), n))
         mv = self._mv
-        p_mv = withdrawal_p.reindex(mv.buses).to_numpy().copy()
-        q_mv = withdrawal_q.reindex(mv.buses).to_numpy().copy()
-        mv_pos = mv.position
-        for c in self.case.communities:
-            p_mv[mv_pos.loc[c.mv_bus]] += step.feeder_p_mw.loc[c.name]
-            q_mv[mv_pos.loc[c.mv_bus]] += step.feeder_q_mvar.loc[c.name]
-        vm_root = float(step.vm_pu.loc[mv.root])
-        mv_err = float(np.abs(ldf_voltages(mv, p_mv, q_mv, vm_root)
-                              - step.vm_pu.loc[mv.buses].to_numpy()).max())
+        p_mv, q_mv = wp[self._mv_pos], wq[self._mv_pos]
+        np.add.at(p_mv, self._feeder_mv_pos, feeder_p.to_numpy())
+        np.add.at(q_mv, self._feeder_mv_pos, feeder_q.to_numpy())
+        vm_mv = vm[self._mv_pos]
+        mv_err = float(np.abs(ldf_voltages(mv, p_mv, q_mv, vm_mv[0]) - vm_mv).max())
         lv_err = 0.0
-        for c in self.case.communities:
-            lv, bus_map = self._lv[c.name], self.lv_bus_index[c.name]
-            merged = bus_map.loc[lv.buses].to_numpy()
-            p = withdrawal_p.reindex(merged).to_numpy()
-            q = withdrawal_q.reindex(merged).to_numpy()
-            vm_ac = step.vm_pu.loc[merged].to_numpy()
-            lv_err = max(lv_err, float(np.abs(ldf_voltages(lv, p, q, vm_ac[0]) - vm_ac).max()))
+        for c, pos in zip(self.case.communities, self._lv_pos, strict=True):
+            vm_ac = vm[pos]
+            lv_err = max(lv_err, float(np.abs(
+                ldf_voltages(self._lv[c.name], wp[pos], wq[pos], vm_ac[0]) - vm_ac).max()))
         return mv_err, (lv_err if self.case.communities else math.nan)
 
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from mosaik_bilevel.simulators.attributes import attributes
-
 from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.errors import MosaikBilevelError
+from mosaik_bilevel.simulators.attributes import attributes
 
 #: Names of our simulators in a World's sim_config.
 SIMULATORS = {

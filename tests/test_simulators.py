@@ -13,6 +13,10 @@ import pandapower as pp
 import pandapower.toolbox
 import pandas as pd
 import pytest
+
+from mosaik_bilevel import load_case, solve
+from mosaik_bilevel.ac import ACNetwork, ldf_voltages
+from mosaik_bilevel.operation import CommunityOperation, ForecastError, local_dispatch
 from mosaik_bilevel.scenarios.run import simulate
 from mosaik_bilevel.scenarios.system import (
     QUIET,
@@ -25,10 +29,6 @@ from mosaik_bilevel.simulators.attributes import ATTRIBUTES, attributes, markdow
 from mosaik_bilevel.simulators.community import CommunitySimulator
 from mosaik_bilevel.simulators.grid import GridSimulator
 from mosaik_bilevel.simulators.market import MarketSimulator
-
-from mosaik_bilevel import load_case, solve
-from mosaik_bilevel.ac import ACNetwork, ldf_voltages
-from mosaik_bilevel.operation import CommunityOperation, ForecastError, local_dispatch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXACT = {"load_sigma": 0.0, "pv_sigma": 0.0}
