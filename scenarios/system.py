@@ -84,7 +84,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                solver: dict | None = None, admm: dict | None = None,
                load_sigma: float = 0.1, pv_sigma: float = 0.15, seed: int = 0,
                track_exchange: bool = True, out: str | None = None,
-               time_resolution: float = 1.0) -> System:
+               time_resolution: float = 1.0, grid: bool = True) -> System:
     """Start, create and connect the whole system in ``world``.
 
     Parameters
@@ -105,6 +105,9 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         How the communities meet reality.
     out
         Folder for the recorder's tables and the clearings (None: nothing recorded).
+    grid
+        Start our MV grid simulator (False: connect the communities' ``P[MW]``/``Q[MVar]``
+        and the operator's dispatch to another grid component yourself).
     """
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)
@@ -120,15 +123,19 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
                        pricing=pricing, admm=admm, **(solver or {}),
                        out=None if out is None else f"{out}/clearings")
-    gsim = world.start(SIMULATORS["grid"][0], sim_id="grid", **common)
 
     names = [c.name for c in the_case.communities]
     communities = {n: csim.Community(name=n) for n in names}
     market = msim.MarketOperator()
     ports = {e.eid[len("port-"):]: e for e in market.children}
-    grid = gsim.Grid()
-    feeders = {e.eid[len("feeder-"):]: e for e in grid.children if e.type == "Feeder"}
-    buses = {int(e.eid[len("bus-"):]): e for e in grid.children if e.type == "Bus"}
+    grid_entity, feeders, buses = None, {}, {}
+    if grid:
+        gsim = world.start(SIMULATORS["grid"][0], sim_id="grid", **common)
+        grid_entity = gsim.Grid()
+        feeders = {e.eid[len("feeder-"):]: e for e in grid_entity.children
+                   if e.type == "Feeder"}
+        buses = {int(e.eid[len("bus-"):]): e for e in grid_entity.children
+                 if e.type == "Bus"}
 
     for n in names:
         world.connect(ports[n], communities[n], "schedule")
@@ -136,10 +143,12 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         world.connect(communities[n], ports[n], "E_batteries[MWh]", time_shifted=True,
                       initial_data={"E_batteries[MWh]": {str(k): float(v)
                                                          for k, v in initial.items()}})
-        world.connect(communities[n], feeders[n], "P_lv[MW]", "Q_lv[MVar]")
-    world.connect(market, grid, "P_gen[MW]", "Q_gen[MVar]", "P_pv_plant[MW]")
+        if grid:
+            world.connect(communities[n], feeders[n], "P_lv[MW]", "Q_lv[MVar]")
+    if grid:
+        world.connect(market, grid_entity, "P_gen[MW]", "Q_gen[MVar]", "P_pv_plant[MW]")
 
-    system = System(communities=communities, market=market, ports=ports, grid=grid,
+    system = System(communities=communities, market=market, ports=ports, grid=grid_entity,
                     feeders=feeders, buses=buses,
                     until=round(days * the_case.horizon_h * 3600 / time_resolution),
                     step=step, case_name=the_case.name)
@@ -153,11 +162,13 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
             world.connect(communities[n], recorder, *_record(attributes(
                 "community", "Community", "out")))
             world.connect(ports[n], recorder, "price[$/MWh]")
-            world.connect(feeders[n], recorder, "P[MW]", "Q[MVar]", "vm_min[pu]",
-                          "vm_max[pu]", "loading[%]")
+            if grid:
+                world.connect(feeders[n], recorder, "P[MW]", "Q[MVar]", "vm_min[pu]",
+                              "vm_max[pu]", "loading[%]")
         world.connect(market, recorder, *_record(attributes("market", "MarketOperator",
                                                             "out")))
-        world.connect(grid, recorder, *_record(attributes("grid", "Grid", "out")))
+        if grid:
+            world.connect(grid_entity, recorder, *_record(attributes("grid", "Grid", "out")))
         for bus in buses.values():
             world.connect(bus, recorder, "Vm[pu]")
     return system

@@ -1,8 +1,9 @@
 """The one declarative table of every simulator's models, attributes and parameters.
 
 ``meta`` of each simulator, the README's attribute table and the tests all read
-:data:`ATTRIBUTES`. Units are in the names (mosaik-pandapower-2's convention, so a
-community's ``P[MW]``/``Q[MVar]`` connect to a mosaik-pandapower-2 load unchanged).
+:data:`ATTRIBUTES`. Units are in the names (mosaik-pandapower-2's convention: a community's
+``P[MW]``/``Q[MVar]`` connect to a mosaik-pandapower-2 ``Bus``'s ``P_load[MW]``/
+``Q_load[MVar]``).
 ``direction`` is ``in``, ``out`` or ``in/out`` (an input that overrides what the simulator
 would otherwise compute, reported back as output). Values are plain JSON: numbers, strings,
 booleans, ``None`` when there is no value, lists, and dicts with string keys.
