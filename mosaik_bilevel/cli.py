@@ -103,8 +103,12 @@ def _simulate(args) -> int:
         options = {"seed": args.seed, "horizons": args.days}
     admm = None
     if args.method.replace("-", "_") == "ldd_admm":
-        admm = {"workers": args.workers, "max_iterations": args.max_iterations,
-                "backend": args.backend or ("sequential" if args.workers <= 1 else "process")}
+        admm = {"max_iterations": args.max_iterations}
+        if args.admm_in_loop:
+            admm["in_loop"] = True
+        else:
+            admm.update(workers=args.workers, backend=args.backend or (
+                "sequential" if args.workers <= 1 else "process"))
     summary = simulate(args.case, options, days=args.days, method=args.method,
                        pricing=args.pricing, out=args.out, mode=args.mode,
                        progress=not args.quiet, admm=admm,
@@ -178,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, choices=BACKENDS, help="ldd-admm: backend")
     p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
                    help="ldd-admm: iteration cap")
+    p.add_argument("--admm-in-loop", action="store_true",
+                   help="ldd-admm: each iteration a mosaik same-time pass in which the "
+                        "community simulators solve their own steps")
     p.add_argument("--load-sigma", type=float, default=0.1,
                    help="relative error of realised load against its forecast")
     p.add_argument("--pv-sigma", type=float, default=0.15,

@@ -117,8 +117,13 @@ class MarketOperator:
                 return c
         return None
 
-    def clear(self, start, initial_energy_mwh: dict[str, dict] | None = None) -> Clearing:
-        """Clear the horizon from ``start`` given the measured battery energy per community."""
+    def clear(self, start, initial_energy_mwh: dict[str, dict] | None = None, *,
+              backend=None) -> Clearing:
+        """Clear the horizon from ``start`` given the measured battery energy per community.
+
+        ``backend`` overrides LDD-ADMM's backend for this clearing (e.g. a relay to the
+        community simulators).
+        """
         start = pd.Timestamp(start)
         initial = None
         if initial_energy_mwh:
@@ -127,7 +132,7 @@ class MarketOperator:
         p_init = self._last_units_output()
         t0 = time.perf_counter()
         try:
-            result = self._solve(start, initial, p_init)
+            result = self._solve(start, initial, p_init, backend)
         except MosaikBilevelError as err:  # a failed clearing is reported, not raised
             clearing = Clearing(start, "error", f"{type(err).__name__}: {err}",
                                 getattr(err, "result", None), time.perf_counter() - t0)
@@ -143,7 +148,7 @@ class MarketOperator:
         return clearing
 
     # -- internals --------------------------------------------------------------------------
-    def _solve(self, start, initial, p_init) -> SolveResult:
+    def _solve(self, start, initial, p_init, backend=None) -> SolveResult:
         if self.method == "exact":
             from .solve import Solver
 
@@ -152,8 +157,9 @@ class MarketOperator:
             return self._solver.solve(start, initial_energy_mwh=initial, p_init_mw=p_init)
         from .ldd_admm import solve_ldd_admm
 
+        admm = dict(self.admm) if backend is None else {**self.admm, "backend": backend}
         return solve_ldd_admm(self.case, self.pricing, start=start, solver_options=self.options,
-                              initial_energy_mwh=initial, p_init_mw=p_init, **self.admm)
+                              initial_energy_mwh=initial, p_init_mw=p_init, **admm)
 
     def _last_units_output(self) -> pd.Series | None:
         """The conventional units' output in the last period before the next horizon."""

@@ -14,6 +14,7 @@ the MV grid runs the AC power flow on their realised withdrawals and the operato
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 
@@ -100,7 +101,10 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         :attr:`System.until`.
     method, pricing, solver, admm
         How the market operator clears (``solver``: ``mip_rel_gap``, ``time_limit_s``,
-        ``threads``; ``admm``: ``backend``, ``workers``, ``max_iterations``, ...).
+        ``threads``; ``admm``: ``backend``, ``workers``, ``max_iterations``, ..., or
+        ``in_loop: True`` to run the iterations as same-time-loop passes in which the
+        community simulators solve their own subproblems; create the World with
+        ``max_loop_iterations`` above the iterations plus three, mosaik's default is 100).
     load_sigma, pv_sigma, seed, track_exchange
         How the communities meet reality.
     out
@@ -117,13 +121,15 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     step_s = the_case.step_h * 3600.0
     step = round(step_s / time_resolution)
 
-    csim = world.start(SIMULATORS["community"][0], sim_id="communities", **common,
-                       load_sigma=load_sigma, pv_sigma=pv_sigma, seed=seed,
-                       track_exchange=track_exchange)
-    msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
-                       pricing=pricing, admm=admm, **(solver or {}),
-                       out=None if out is None else f"{out}/clearings")
-
+    in_loop = bool((admm or {}).get("in_loop"))
+    # LDD-ADMM as same-time loops needs the two simulators in one mosaik group
+    with world.group() if in_loop else contextlib.nullcontext():
+        csim = world.start(SIMULATORS["community"][0], sim_id="communities", **common,
+                           load_sigma=load_sigma, pv_sigma=pv_sigma, seed=seed,
+                           track_exchange=track_exchange)
+        msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
+                           pricing=pricing, admm=admm, **(solver or {}),
+                           out=None if out is None else f"{out}/clearings")
     names = [c.name for c in the_case.communities]
     communities = {n: csim.Community(name=n) for n in names}
     market = msim.MarketOperator()
@@ -138,7 +144,11 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                  if e.type == "Bus"}
 
     for n in names:
-        world.connect(ports[n], communities[n], "schedule")
+        if in_loop:  # each LDD-ADMM iteration a same-time pass: operator ↔ community
+            world.connect(ports[n], communities[n], "schedule", "admm")
+            world.connect(communities[n], ports[n], "admm_reply", weak=True)
+        else:
+            world.connect(ports[n], communities[n], "schedule")
         initial = the_case.communities[names.index(n)].batteries["e_init_mwh"]
         world.connect(communities[n], ports[n], "E_batteries[MWh]", time_shifted=True,
                       initial_data={"E_batteries[MWh]": {str(k): float(v)
@@ -176,7 +186,8 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
 
 def _record(attrs: list[str]) -> list[str]:
     """What the recorder takes: everything but horizons and per-LV-bus withdrawals."""
-    return [a for a in attrs if a not in ("forecast_P[MW]", "P_lv[MW]", "Q_lv[MVar]")]
+    return [a for a in attrs
+            if a not in ("forecast_P[MW]", "P_lv[MW]", "Q_lv[MVar]", "admm_reply")]
 
 
 def run_world(world, until: int, *, step: int | None = None, progress: bool = False) -> None:

@@ -68,6 +68,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
        "a battery set-point was clipped to its power or energy limit"),
     _A("community", "Community", "schedule", "MW", "import positive", "in",
        "horizon: the exchange schedule cleared by the market operator"),
+    _A("community", "Community", "admm", "", "", "in",
+       "LDD-ADMM as co-simulation: the operator's request (method, arguments)"),
+    _A("community", "Community", "admm_reply", "", "", "out",
+       "LDD-ADMM as co-simulation: this community's answer (exchange profile only)"),
     # -- market operator simulator ----------------------------------------------------------
     _A("market", "MarketOperator", "cleared", "", "", "out",
        "a clearing ran in this step"),
@@ -97,6 +101,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
        "this community's settlement price in the step"),
     _A("market", "Port", "P_scheduled[MW]", "MW", "import positive", "out",
        "this community's scheduled exchange in the step"),
+    _A("market", "Port", "admm", "", "", "out",
+       "LDD-ADMM as co-simulation: request to this community (same-time loop)"),
+    _A("market", "Port", "admm_reply", "", "", "in",
+       "LDD-ADMM as co-simulation: this community's answer (weak connection)"),
     _A("market", "Port", "E_batteries[MWh]", "MWh", "", "in",
        "the community's measured battery energy (time-shifted: end of the previous step)"),
     # -- MV grid simulator ------------------------------------------------------------------
@@ -146,8 +154,13 @@ MODEL_PARAMS: dict[tuple[str, str], list[str]] = {
     ("grid", "Grid"): [],
 }
 
-#: mosaik simulator type per simulator.
-SIMULATOR_TYPE = {"community": "time-based", "market": "time-based", "grid": "time-based"}
+#: mosaik simulator type per simulator: the communities and the market step every period and
+#: also when an LDD-ADMM request or answer arrives (same-time loops).
+SIMULATOR_TYPE = {"community": "hybrid", "market": "hybrid", "grid": "time-based"}
+#: Inputs that make a hybrid simulator step at once, and outputs that are events.
+TRIGGERS = {("community", "Community"): ["admm", "schedule"],
+            ("market", "Port"): ["admm_reply"]}
+EVENTS = {("community", "Community"): ["admm_reply"], ("market", "Port"): ["admm", "schedule"]}
 
 
 def meta(simulator: str) -> dict:
@@ -162,6 +175,12 @@ def meta(simulator: str) -> dict:
             "attrs": []})
         if a.name not in m["attrs"]:
             m["attrs"].append(a.name)
+    for (sim, model), names in TRIGGERS.items():
+        if sim == simulator:
+            models[model]["trigger"] = list(names)
+    for (sim, model), names in EVENTS.items():
+        if sim == simulator:
+            models[model]["non-persistent"] = list(names)
     return {"api_version": "3.0", "type": SIMULATOR_TYPE[simulator], "models": models}
 
 

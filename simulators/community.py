@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mosaik_api_v3
 
+from mosaik_bilevel.ldd_admm.backends import AgentTerms
 from mosaik_bilevel.operation import CommunityOperation, ForecastError
 
 from .attributes import meta
@@ -38,6 +39,9 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
         super().__init__(meta("community"))
         self.ops: dict[str, CommunityOperation] = {}
         self.outcomes: dict = {}
+        self.agents: dict = {}  # LDD-ADMM agents, built here where the data live
+        self.replies: dict = {}
+        self.operated: dict[str, int] = {}
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
              load_sigma=0.1, pv_sigma=0.15, seed=0, track_exchange=True):
@@ -69,8 +73,15 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         ts = self.clock.timestamp(time)
+        self.replies = {}
         for eid, op in self.ops.items():
             given = inputs.get(eid, {})
+            request = single(given.get("admm"))
+            if request is not None:  # a pass of an LDD-ADMM clearing: answer, do not operate
+                self.replies[eid] = self._answer(eid, request)
+                continue
+            if self.operated.get(eid) == time:
+                continue
             schedule = single(given.get("schedule"))
             if schedule is not None:
                 op.accept(schedule["start"], schedule["values"])
@@ -78,7 +89,19 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
                 ts, step_index=self.clock.index(time),
                 load_p_mw=total(given.get("P_load[MW]")),
                 pv_available_mw=total(given.get("P_pv_available[MW]")))
+            self.operated[eid] = time
         return time + self.clock.step
+
+    def _answer(self, eid: str, request: dict) -> dict:
+        """Run one LDD-ADMM protocol call on this community's own agent."""
+        method, args = request["method"], request["args"]
+        if method == "open":
+            terms = AgentTerms(**request["terms"])
+            tariff = self.case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
+            self.agents[eid] = terms.build(self.by_name[eid], self.case.community_settings,
+                                           tariff)
+        reply = getattr(self.agents[eid], method)(*args)
+        return {"seq": request["seq"], "reply": reply}
 
     def get_data(self, outputs):
         data = {}
@@ -86,6 +109,10 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
             o = self.outcomes.get(eid)
             values = {}
             for attr in attrs:
+                if attr == "admm_reply":
+                    if eid in self.replies:  # an event: only when there is an answer
+                        values[attr] = self.replies[eid]
+                    continue
                 values[attr] = None if o is None else self._value(eid, o, attr)
             data[eid] = values
         return data

@@ -14,9 +14,13 @@ mosaik_bilevel.simulators.market %(addr)s``) or by ``connect``.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import mosaik_api_v3
 
 from mosaik_bilevel.highs import SolverOptions
+from mosaik_bilevel.ldd_admm.backends import RelayBackend
 from mosaik_bilevel.market import MarketOperator
 
 from .attributes import meta
@@ -46,6 +50,12 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         super().__init__(meta("market"))
         self.operator: MarketOperator | None = None
         self.cleared_now = False
+        self.in_loop = False
+        self._relay: RelayBackend | None = None
+        self._request = None
+        self._seq = 0
+        self._cleared_at = None
+        self._loop_error: BaseException | None = None
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
              method="exact", pricing="dlmp", mip_rel_gap=1e-4, time_limit_s=None,
@@ -57,6 +67,10 @@ class MarketSimulator(mosaik_api_v3.Simulator):
                                 time_limit_s=float("inf") if time_limit_s is None
                                 else float(time_limit_s),
                                 threads=None if threads is None else int(threads))
+        admm = dict(admm or {})
+        self.in_loop = bool(admm.pop("in_loop", False))
+        if self.in_loop and method.replace("-", "_") != "ldd_admm":
+            raise ValueError("admm in_loop needs method 'ldd_admm'")
         self.operator = MarketOperator(self.case, method, pricing, options=options,
                                        admm=_admm_kwargs(admm), out=out)
         return self.meta
@@ -72,26 +86,80 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         return [{"eid": OPERATOR_EID, "type": model, "children": ports}]
 
     def step(self, time, inputs, max_advance):
+        if self._relay is not None:  # a same-time pass of an LDD-ADMM clearing
+            self._collect(inputs)
+            return time + self.clock.step
         ts = self.clock.timestamp(time)
         self.now = ts
         self.cleared_now = False
-        if self.operator.clears_at(ts):
+        if self.operator.clears_at(ts) and self._cleared_at != time:
+            self._cleared_at = time
             measured = {}
             for c in self.case.communities:
                 value = single(inputs.get(f"{PORT_PREFIX}{c.name}", {}).get(
                     "E_batteries[MWh]"))
                 if value is not None:
                     measured[c.name] = value
-            self.operator.clear(ts, measured)
-            self.cleared_now = True
+            if self.in_loop:
+                self._start_loop(ts, measured)
+            else:
+                self.operator.clear(ts, measured)
+                self.cleared_now = True
         return time + self.clock.step
+
+    # -- LDD-ADMM as same-time loops ------------------------------------------------------
+    def _start_loop(self, ts, measured) -> None:
+        """Run the clearing in a thread whose community calls become mosaik passes."""
+        relay = self._relay = RelayBackend()
+        self._loop_error = None
+
+        def clear():
+            try:
+                self.operator.clear(ts, measured, backend=relay)
+            except BaseException as err:  # raised again in the simulator's own step
+                self._loop_error = err
+            finally:
+                relay.requests.put(None)
+
+        threading.Thread(target=clear, name=f"clearing {ts}", daemon=True).start()
+        self._advance()
+
+    def _collect(self, inputs) -> None:
+        """Hand the communities' answers of this pass to the clearing and take its next call."""
+        _method, batch = self._request
+        replies = {}
+        for name in batch:
+            answer = single(inputs.get(f"{PORT_PREFIX}{name}", {}).get("admm_reply"))
+            if answer is not None and answer["seq"] == self._seq:
+                replies[name] = answer["reply"]
+        if len(replies) < len(batch):
+            return  # not everyone has answered yet
+        self._relay.replies.put(replies)
+        self._advance()
+
+    def _advance(self) -> None:
+        item = self._relay.requests.get()
+        if item is None:  # the clearing has finished
+            self._relay, self._request = None, None
+            if self._loop_error is not None:
+                raise RuntimeError(f"LDD-ADMM clearing failed: {self._loop_error}"
+                                   ) from self._loop_error
+            self.cleared_now = True
+            return
+        self._seq += 1
+        self._request = item
 
     def get_data(self, outputs):
         current = self.operator.current(self.now)
         last = self.operator.clearings[-1] if self.operator.clearings else None
         data = {}
         for eid, attrs in outputs.items():
-            data[eid] = {a: self._value(eid, a, current, last) for a in attrs}
+            values = {}
+            for a in attrs:
+                v = self._value(eid, a, current, last)
+                if v is not None or a not in ("schedule", "admm"):  # events only when due
+                    values[a] = v
+            data[eid] = values
         return data
 
     def _value(self, eid, attr, current, last):
@@ -123,6 +191,14 @@ class MarketSimulator(mosaik_api_v3.Simulator):
             raise ValueError(f"unknown attribute {attr!r} of MarketOperator")
         # a community's port
         eid = eid[len(PORT_PREFIX):]
+        if attr == "admm":
+            if self._request is None or eid not in self._request[1]:
+                return None
+            method, batch = self._request
+            request = {"seq": self._seq, "method": method, "args": list(batch[eid])}
+            if method == "open":
+                request["terms"] = dataclasses.asdict(self._relay.terms)
+            return request
         if attr == "schedule":
             if not (self.cleared_now and last is not None and last.ok):
                 return None

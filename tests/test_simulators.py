@@ -311,3 +311,21 @@ def test_world_clears_with_ldd_admm_as_the_method_does_in_process(tmp_path):
     ex = direct.exchanges.sort_values(["community", "time"])
     assert np.allclose(comm["P_scheduled[MW]"], ex["p_mw"], atol=1e-9)
     assert np.allclose(comm["P[MW]"], ex["p_mw"], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["python", "cmd"])
+def test_ldd_admm_as_same_time_loops_equals_the_method_in_process(tmp_path, mode):
+    """Each iteration a mosaik pass; the community simulators solve their own steps."""
+    from mosaik_bilevel.ldd_admm import solve_ldd_admm
+
+    summary = simulate("tiny", days=1, method="ldd_admm", out=tmp_path, mode=mode,
+                       admm={"in_loop": True}, **EXACT)
+    [day] = summary["days"]
+    direct = solve_ldd_admm(load_case("tiny"), "dlmp")
+    assert day["clearing"]["iterations"] == direct.extra["iterations"]
+    assert day["clearing"]["leader_cost"] == pytest.approx(direct.leader_cost, abs=1e-12)
+    comm = pd.read_csv(tmp_path / "communities.csv").sort_values(["entity", "time"])
+    ex = direct.exchanges.sort_values(["community", "time"])
+    assert np.allclose(comm["P_scheduled[MW]"], ex["p_mw"], atol=1e-12)
+    grid = pd.read_csv(tmp_path / "grid.csv")
+    assert grid["converged"].all() and len(grid) == 3

@@ -15,7 +15,9 @@ message that crosses a process boundary, so a test can check what leaves a commu
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
+import queue
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -80,6 +82,55 @@ class Backend(ABC):
 def _check(method: str) -> None:
     if method not in PROTOCOL:
         raise ValueError(f"{method!r} is not part of the community protocol {PROTOCOL}")
+
+
+@dataclass(frozen=True)
+class AgentTerms:
+    """The public terms every community agent of a run is built with (plain values)."""
+
+    pricing: str
+    options: dict
+    penalty: dict
+
+    @classmethod
+    def of(cls, spec: AgentSpec) -> AgentTerms:
+        return cls(spec.pricing, dataclasses.asdict(spec.options),
+                   dataclasses.asdict(spec.penalty))
+
+    def build(self, community: Community, settings: CommunitySettings,
+              tariff: pd.DataFrame | None) -> CommunityAgent:
+        """The agent, where the community's own data lives."""
+        return CommunityAgent(community, settings, pricing=self.pricing,
+                              tariff=tariff if self.pricing == "tariff" else None,
+                              options=SolverOptions(**self.options),
+                              penalty=PenaltySpec(**self.penalty))
+
+
+class RelayBackend(Backend):
+    """Hands every call to whoever holds the agents elsewhere, and waits for the replies.
+
+    For a co-simulation: the method runs in a thread of the market operator's simulator;
+    :meth:`call` posts ``(method, requests)`` to :attr:`requests` and blocks on
+    :attr:`replies`, which the simulator fills from the community simulators' answers. The
+    agents are built where the communities' data live (:class:`AgentTerms`); the specs given
+    to :meth:`start` contribute only those public terms.
+    """
+
+    def __init__(self):
+        self.requests: queue.Queue = queue.Queue()
+        self.replies: queue.Queue = queue.Queue()
+        self.terms: AgentTerms | None = None
+
+    def start(self, specs: list[AgentSpec]) -> None:
+        self.terms = AgentTerms.of(specs[0]) if specs else None
+
+    def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
+        _check(method)
+        self.requests.put((method, requests))
+        reply = self.replies.get()
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
 
 class SequentialBackend(Backend):
