@@ -329,3 +329,54 @@ def test_ldd_admm_as_same_time_loops_equals_the_method_in_process(tmp_path, mode
     assert np.allclose(comm["P_scheduled[MW]"], ex["p_mw"], atol=1e-12)
     grid = pd.read_csv(tmp_path / "grid.csv")
     assert grid["converged"].all() and len(grid) == 3
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(proc, port: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``proc`` listens on ``port`` (without connecting: it accepts only mosaik)."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        conns = psutil.Process(proc.pid).net_connections(kind="tcp")
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"simulator did not listen on {port}")
+
+
+def test_simulators_reached_by_connect_give_the_same_results(tmp_path):
+    import subprocess
+    import sys
+
+    procs, addresses = [], {}
+    try:
+        for kind in ("community", "market", "grid"):
+            port = _free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", f"mosaik_bilevel.simulators.{kind}",
+                 f"127.0.0.1:{port}", "--remote"], stderr=subprocess.PIPE))
+            addresses[kind] = f"127.0.0.1:{port}"
+            _wait_listening(procs[-1], port)
+        simulate("tiny", days=1, out=tmp_path / "connect", mode="connect",
+                 addresses=addresses, seed=2)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    simulate("tiny", days=1, out=tmp_path / "python", seed=2)
+    for table in ("communities.csv", "grid.csv"):
+        a = pd.read_csv(tmp_path / "python" / table)
+        b = pd.read_csv(tmp_path / "connect" / table)
+        drop = [c for c in a.columns if c in ("pf_time[s]",)]
+        pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
