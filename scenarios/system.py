@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 
 from mosaik_bilevel.case_io import load_case
-from mosaik_bilevel.errors import MosaikBilevelError
+from mosaik_bilevel.errors import CaseError, MosaikBilevelError
 from mosaik_bilevel.simulators.attributes import attributes
 
 #: Names of our simulators in a World's sim_config.
@@ -117,6 +117,9 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         world.sim_config.setdefault(name, entry)
     case_options = dict(case_options or {})
     the_case = load_case(case, **case_options)
+    if not 1 <= days <= len(the_case.days):
+        raise CaseError(the_case.source or the_case.name, "days",
+                        f"{days} horizons asked, the case has {len(the_case.days)}")
     common = {"case": str(case), "case_options": case_options}
     step_s = the_case.step_h * 3600.0
     step = round(step_s / time_resolution)

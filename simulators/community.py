@@ -73,6 +73,10 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         ts = self.clock.timestamp(time)
+        last = self.case.timeline[-1]
+        if ts > last:
+            raise ValueError(f"{self.sid}: time {time} ({ts}) lies beyond the case's last "
+                             f"period {last}")
         self.replies = {}
         for eid, op in self.ops.items():
             given = inputs.get(eid, {})

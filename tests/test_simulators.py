@@ -295,7 +295,7 @@ def test_a_simulator_failing_in_another_process_fails_the_run(tmp_path):
     world = mosaik.World(sim_config("cmd"), **QUIET)
     system = add_system(world, "tiny", days=1)
     # run past the end of the case: the community simulator fails in its own process
-    with pytest.raises(SimulationError, match="communities"):
+    with pytest.raises(SimulationError, match="beyond the case's last period"):
         run_world(world, 2 * system.until, step=system.step)
 
 
@@ -380,3 +380,33 @@ def test_simulators_reached_by_connect_give_the_same_results(tmp_path):
         b = pd.read_csv(tmp_path / "connect" / table)
         drop = [c for c in a.columns if c in ("pf_time[s]",)]
         pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
+
+
+def test_a_run_that_fails_keeps_every_finished_day_on_disk(tmp_path):
+    """Run past the case's second horizon: the third fails, the first two stay on disk."""
+    options = {"seed": 4, "horizons": 2}
+    case = load_case("random", **options)
+    world = mosaik.World(sim_config("python"), **QUIET)
+    system = add_system(world, "random", options, days=2, out=str(tmp_path))
+    with pytest.raises(ValueError, match="beyond the case's last period"):
+        run_world(world, 3 * system.until // 2, step=system.step)
+    comm = pd.read_csv(tmp_path / "communities.csv")
+    periods = 2 * case.horizon_periods
+    assert comm["time"].nunique() >= case.horizon_periods  # the finished horizon at least
+    assert comm["time"].nunique() <= periods
+    assert len(list((tmp_path / "clearings").iterdir())) == 2
+    assert (tmp_path / "grid.csv").exists()
+
+
+def test_simulate_command_writes_results_and_rejects_bad_input(tmp_path, capsys):
+    from mosaik_bilevel.cli import main
+
+    assert main(["simulate", "--case", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["days"][0]["clearing"]["status"] == "optimal"
+    assert (tmp_path / "communities.csv").exists() and (tmp_path / "grid.csv").exists()
+    capsys.readouterr()
+    assert main(["simulate", "--case", "tiny", "--days", "2", "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "days" in err and "the case has 1" in err
