@@ -32,8 +32,12 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     world = mosaik.World(sim_config(mode, addresses), max_loop_iterations=10_000, **QUIET)
-    system = add_system(world, case, case_options, days=days, method=method, pricing=pricing,
-                        out=str(out), **system_options)
+    try:
+        system = add_system(world, case, case_options, days=days, method=method,
+                            pricing=pricing, out=str(out), **system_options)
+    except BaseException:
+        world.shutdown()  # stop whatever was started
+        raise
     t_setup = time.perf_counter() - t0
     t1 = time.perf_counter()
     try:
