@@ -52,6 +52,15 @@ class Clock:
                 "values": [num(v) for v in values]}
 
 
+def create_once(sim, num_entities: int, model: str, expected: str) -> None:
+    """Check a ``create`` call of a simulator that holds exactly one ``expected`` entity."""
+    if num_entities != 1 or model != expected:
+        raise ValueError(f"create exactly one {expected}")
+    if getattr(sim, "_created", False):
+        raise ValueError(f"{sim.sid} has its {expected} already")
+    sim._created = True
+
+
 def open_case(case: str, case_options: dict | None) -> Case:
     """Load a case from JSON-serialisable parameters (a built-in name or a folder)."""
     if not isinstance(case, str):

@@ -20,7 +20,7 @@ import mosaik_api_v3
 from mosaik_bilevel.ac import ACNetwork, ACStep
 
 from .attributes import meta
-from .common import Clock, num, open_case, single
+from .common import Clock, create_once, num, open_case, single
 
 GRID_EID = "grid"
 
@@ -40,11 +40,7 @@ class GridSimulator(mosaik_api_v3.Simulator):
         return self.meta
 
     def create(self, num_entities, model):
-        if num_entities != 1 or model != "Grid":
-            raise ValueError("create exactly one Grid")
-        if getattr(self, "_created", False):
-            raise ValueError(f"{self.sid} has its Grid already")
-        self._created = True
+        create_once(self, num_entities, model, "Grid")
         children = [{"eid": f"feeder-{c.name}", "type": "Feeder"}
                     for c in self.case.communities]
         children += [{"eid": f"bus-{b}", "type": "Bus"} for b in self.ac.mv_buses]

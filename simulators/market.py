@@ -24,7 +24,7 @@ from mosaik_bilevel.ldd_admm.backends import RelayBackend
 from mosaik_bilevel.market import MarketOperator
 
 from .attributes import meta
-from .common import Clock, num, open_case, plain_dict, single
+from .common import Clock, create_once, num, open_case, plain_dict, single
 
 OPERATOR_EID = "market"
 PORT_PREFIX = "port-"
@@ -76,11 +76,7 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         return self.meta
 
     def create(self, num_entities, model):
-        if num_entities != 1 or model != "MarketOperator":
-            raise ValueError("create exactly one MarketOperator")
-        if getattr(self, "_created", False):
-            raise ValueError(f"{self.sid} has its MarketOperator already")
-        self._created = True
+        create_once(self, num_entities, model, "MarketOperator")
         ports = [{"eid": f"{PORT_PREFIX}{c.name}", "type": "Port"}
                  for c in self.case.communities]
         return [{"eid": OPERATOR_EID, "type": model, "children": ports}]
