@@ -33,6 +33,7 @@ import pandas as pd
 from .case import LV_VM_MAX_PU, LV_VM_MIN_PU, Case
 from .errors import CaseError
 from .network import RadialNetwork
+from .results import json_float
 
 #: Default MV voltage band where the MV network declares none.
 MV_VM_MIN_PU, MV_VM_MAX_PU = 0.90, 1.10
@@ -63,8 +64,7 @@ class ACStep:
 
     def summary(self) -> dict:
         """Scalars as plain JSON-ready values (None where the power flow failed)."""
-        def num(v):
-            return float(v) if v is not None and np.isfinite(v) else None
+        num = json_float
 
         def extreme(s, how):
             return num(getattr(s, how)()) if len(s) else None

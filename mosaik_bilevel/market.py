@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .case import Case
@@ -57,16 +56,6 @@ class Clearing:
 
     def covers(self, ts: pd.Timestamp) -> bool:
         return self.ok and ts in self.schedules.index
-
-    def summary(self) -> dict:
-        r = self.result
-        return {
-            "start": self.start.isoformat(), "status": self.status, "message": self.message,
-            "wall_s": float(self.wall_s),
-            "leader_cost": None if r is None else _num(r.leader_cost),
-            "follower_cost": None if r is None else _num(r.follower_cost),
-            "iterations": self.iterations,
-        }
 
 
 class MarketOperator:
@@ -193,6 +182,3 @@ class MarketOperator:
             clearing.p_sub = d[d.kind == "upstream"].set_index("time")["p_mw"]
         return clearing
 
-
-def _num(v) -> float | None:
-    return float(v) if v is not None and np.isfinite(v) else None

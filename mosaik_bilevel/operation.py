@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -148,7 +148,6 @@ class StepOutcome:
     lv_q_mvar: pd.Series
     schedule_status: str
     battery_limited: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def imbalance_mw(self) -> float:

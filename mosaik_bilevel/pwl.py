@@ -20,9 +20,10 @@ out to the range). Two equivalent forms of the same envelope:
 
   convexity makes the LP fill the segments in order, so the cost is exactly the envelope;
   one row per coordinate, the tangents become bounded columns. On the paper case's
-  coordinator (a MILP whose root LP HiGHS solves from scratch), 24 communities: 7.2 s per
-  step with segments against 10.1 s with cuts; the communities' small steps are faster with
-  cuts (2.0 s against 2.9 s per iteration for six). One run each, 4 iterations.
+  coordinator (a MILP whose root LP HiGHS solves from scratch), 24 communities: 7.2–7.5 s
+  per step with segments against 10.1 s with cuts (one run each, 4 iterations). The
+  communities keep cuts: with segments their steps were not faster, and their times in that
+  comparison moved with the changed iterate path rather than with the form.
 
 Only the right-hand sides move with the centre ``c`` and only costs with ρ, so an iteration
 updates numbers, never the model's structure.

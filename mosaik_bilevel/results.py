@@ -71,9 +71,7 @@ class SolveResult:
 
     def summary(self) -> dict:
         """The result's scalars as plain JSON-ready values."""
-        def num(v):
-            return float(v) if v is not None and np.isfinite(v) else None
-
+        num = json_float
         out = {
             "case": self.case, "method": self.method, "pricing": self.pricing,
             "start": self.start, "periods": int(self.periods), "step_h": float(self.step_h),
@@ -115,6 +113,11 @@ class SolveResult:
                 f"{self.status}, leader {self.leader_cost:.6g}, follower "
                 f"{self.follower_cost:.6g}, system {self.system_cost:.6g}, gap "
                 f"{self.mip_gap:.2g}, certificate {cert}, solve {self.solve_time_s:.3g} s)")
+
+
+def json_float(v) -> float | None:
+    """A number as a JSON float: None for missing, NaN or infinite."""
+    return float(v) if v is not None and np.isfinite(v) else None
 
 
 def _long(values: np.ndarray, names: dict[str, pd.Index], column: str) -> pd.DataFrame:

@@ -9,12 +9,13 @@ total (clearings, AC validation, communities' imbalance, wall time split).
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 import mosaik
 import pandas as pd
+
+from mosaik_bilevel.results import json_float
 
 from .system import QUIET, add_system, run_world, sim_config
 
@@ -52,7 +53,7 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
 def summarize(out: Path, **header) -> dict:
     """Per-day and total figures from the tables in ``out``."""
     out = Path(out)
-    summary: dict = {**{k: v for k, v in header.items()}, "days": []}
+    summary: dict = {**header, "days": []}
     clearings = sorted((out / "clearings").glob("*/summary.json")) if (
         out / "clearings").exists() else []
     by_day: dict[str, dict] = {}
@@ -109,6 +110,4 @@ def _step_h(frame: pd.DataFrame) -> float:
         else 1.0
 
 
-def _f(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
+_f = json_float

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
@@ -77,7 +77,6 @@ class System:
     until: int = 0
     step: int = 0
     case_name: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def add_system(world, case: str = "paper", case_options: dict | None = None, *,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from mosaik_bilevel.case import Case
 from mosaik_bilevel.case_io import load_case
+from mosaik_bilevel.results import json_float
 
 
 class Clock:
@@ -69,12 +68,7 @@ def open_case(case: str, case_options: dict | None) -> Case:
     return load_case(case, **(case_options or {}))
 
 
-def num(value) -> float | None:
-    """A float for JSON (None for NaN or infinite)."""
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
+num = json_float  # a float for JSON (None for missing, NaN or infinite)
 
 
 def plain_dict(series: pd.Series) -> dict[str, float | None]:

@@ -150,9 +150,6 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
             return o.schedule_status
         if attr == "battery_limited":
             return bool(o.battery_limited)
-        if attr == "schedule":
-            s = self.ops[eid].schedule
-            return None if s is None else self.clock.horizon(s.p_ex_mw, s.periods[0])
         raise ValueError(f"unknown attribute {attr!r} of Community")
 
 

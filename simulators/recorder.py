@@ -44,8 +44,6 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         self.rows: dict[str, list[dict]] = {}
         self.dict_rows: dict[str, list[dict]] = {}
         self.columns: dict[str, list[str]] = {}
-        self.days_written: list[str] = []
-        self.last_time: dict[str, int] = {}
 
     def init(self, sid, time_resolution=1.0, *, out, start, step, flush_every=None):
         self.sid = sid
@@ -71,7 +69,6 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
             for attr, sources in values.items():
                 for src, value in sources.items():
                     sim, _, entity = src.partition(".")
-                    self.last_time[sim] = time
                     if isinstance(value, dict):
                         if "values" in value and "start" in value:
                             continue  # a horizon

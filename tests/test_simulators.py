@@ -167,8 +167,8 @@ def test_ac_network_agrees_with_pandapower_run_directly(case_name):
     assert 0 < step.ldf_mv_error_pu < 0.02 and 0 < step.ldf_lv_error_pu < 0.02
 
 
-def test_ldf_voltages_exact_on_a_lossless_two_bus_line():
-    """On one resistive branch, LinDistFlow is w1 = w0 − 2 r p: check the closed form."""
+def test_ldf_voltages_match_the_closed_form_for_one_withdrawal():
+    """One withdrawal p at a leaf: w_leaf = w_root − 2 p Σ r along its path."""
     case = load_case("tiny")
     mv = case.mv_network
     p = np.zeros(mv.n_buses)

@@ -46,7 +46,7 @@ from ..results import (
     periods_table,
     settlement_prices,
 )
-from .backends import AgentSpec, Backend, RelayBackend, SequentialBackend
+from .backends import AgentSpec, Backend
 from .backends import backend as make_backend
 from .coordinator import Coordinator
 from .deviation import deviation_from_exact, leader_cost_by_period, tariff_payments
@@ -143,10 +143,8 @@ def solve_ldd_admm(
                                     "mip_abs_gap": opts.step_mip_abs_gap})
     # parallelism is across communities: outside this process each community's HiGHS runs
     # single-threaded (so one worker and two compare like for like)
-    # (a relay's agents live in simulators that may share this process: leave threads alone)
-    agent_options = (step_options if isinstance(backend, SequentialBackend | RelayBackend)
-                     else SolverOptions(
-        **{**step_options.__dict__, "threads": 1}))
+    agent_options = (SolverOptions(**{**step_options.__dict__, "threads": 1})
+                     if backend.agents_single_threaded else step_options)
     tariff = case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
     specs = [AgentSpec(c, case.community_settings, pricing,
                        tariff if pricing == "tariff" else None, agent_options, opts.penalty)

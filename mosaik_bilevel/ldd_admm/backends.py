@@ -59,6 +59,9 @@ class Backend(ABC):
     """Runs community agents and calls their protocol methods, in parallel where it can."""
 
     workers: int = 1
+    #: The agents run in processes of their own: their HiGHS is pinned to one thread so that
+    #: one worker and several compare like for like.
+    agents_single_threaded: bool = True
 
     @abstractmethod
     def start(self, specs: list[AgentSpec]) -> None:
@@ -116,6 +119,8 @@ class RelayBackend(Backend):
     to :meth:`start` contribute only those public terms.
     """
 
+    agents_single_threaded = False  # the simulators may share this process
+
     def __init__(self):
         self.requests: queue.Queue = queue.Queue()
         self.replies: queue.Queue = queue.Queue()
@@ -135,6 +140,8 @@ class RelayBackend(Backend):
 
 class SequentialBackend(Backend):
     """Every community in this process, one after the other."""
+
+    agents_single_threaded = False
 
     def start(self, specs: list[AgentSpec]) -> None:
         self._agents = {s.name: s.build() for s in specs}
