@@ -114,18 +114,43 @@ def _simulate(args) -> int:
                        progress=not args.quiet, admm=admm,
                        solver={"mip_rel_gap": args.mip_gap, "threads": args.threads},
                        load_sigma=args.load_sigma, pv_sigma=args.pv_sigma,
-                       seed=args.error_seed)
+                       seed=args.error_seed, clearing=_clearing_rule(args))
     failed = [d["day"] for d in summary["days"]
               if d.get("clearing", {}).get("status") not in ("optimal", None)]
     if not args.quiet:
         for d in summary["days"]:
             cl, ac = d.get("clearing", {}), d.get("ac", {})
-            print(f"{d['day']}: clearing {cl.get('status')} (leader {cl.get('leader_cost')}, "
+            what = (f"leader {cl.get('leader_cost')}" if cl.get("count", 1) == 1
+                    else f"{cl['count']} clearings")
+            print(f"{d['day']}: clearing {cl.get('status')} ({what}, "
                   f"{cl.get('solve_s') or 0:.3g} s); AC {ac.get('steps', 0)} steps, "
                   f"{ac.get('not_converged', 0)} not converged, vm "
                   f"{ac.get('vm_min_pu')}..{ac.get('vm_max_pu')} pu")
         print(f"  written to      {args.out}")
     return 1 if failed else 0
+
+
+def _clearing_rule(args) -> dict | None:
+    """``--clearing``/``--gate``/``--lookahead-h`` as a clearing rule (plain dict)."""
+    if args.clearing == "hourly":
+        if args.gate:
+            raise SystemExit("--gate goes with --clearing daily")
+        rule = {"interval_h": 1.0}
+        if args.lookahead_h is not None:
+            rule["lookahead_h"] = args.lookahead_h
+        return rule
+    if args.lookahead_h is not None:
+        raise SystemExit("--lookahead-h goes with --clearing hourly")
+    if not args.gate:
+        return None
+    try:
+        hours, minutes = (int(v) for v in args.gate.split(":"))
+        if not (0 <= hours < 24 and 0 <= minutes < 60):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--gate {args.gate!r}: give the time of day as HH:MM") from None
+    gate_h = hours + minutes / 60
+    return {"lead_h": (24.0 - gate_h) % 24.0}
 
 
 def _export(args) -> int:
@@ -190,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pv-sigma", type=float, default=0.15,
                    help="relative error of realised PV against its forecast")
     p.add_argument("--error-seed", type=int, default=0, help="seed of the realisations")
+    p.add_argument("--clearing", default="daily", choices=["daily", "hourly"],
+                   help="daily: one horizon a day; hourly: every hour over a look-ahead")
+    p.add_argument("--gate", default=None, metavar="HH:MM",
+                   help="daily: clear each day at this time the day before (day-ahead gate; "
+                        "default at the day's start)")
+    p.add_argument("--lookahead-h", type=float, default=None,
+                   help="hourly: hours each clearing looks ahead (default the case's "
+                        "horizon, 24 h)")
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
 

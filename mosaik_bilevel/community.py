@@ -88,6 +88,11 @@ def _bus_sum(table: pd.DataFrame, values: np.ndarray, positions: pd.Series, n_bu
     return out
 
 
+def settings_of(case: Case | CommunitySettings) -> CommunitySettings:
+    """The public community settings of a case (or the settings themselves)."""
+    return case if isinstance(case, CommunitySettings) else case.community_settings
+
+
 def exchange_range(community: Community) -> tuple[float, float]:
     """Bounds on the exchange (MW, import positive) valid over the community's whole timeline."""
     c = community
@@ -109,6 +114,7 @@ def add_community(
     *,
     name: str,
     initial_energy_mwh: pd.Series | None = None,
+    shiftable_done: pd.Series | None = None,
 ) -> CommunityBlocks:
     """Add one community over ``periods`` to ``model`` (see the module docstring).
 
@@ -116,8 +122,14 @@ def add_community(
     ----------
     case
         The case, or only the public :class:`CommunitySettings` (all a community needs).
+    periods
+        Consecutive periods of the case, from any period and of any length.
     initial_energy_mwh
         Measured battery states at the horizon start (default: the case's ``e_init_mwh``).
+    shiftable_done
+        Periods each shiftable load has run so far in the cycle the horizon starts in
+        (measured; used when the horizon starts inside a cycle, see
+        :meth:`~mosaik_bilevel.case.CommunitySettings.shiftable_requirements`).
     """
     c = community
     dt = case.step_h
@@ -210,13 +222,14 @@ def add_community(
     on = None
     s = c.shiftable
     if len(s):
-        window = np.vstack([case.shiftable_window(row) for _, row in s.iterrows()])
-        window = window[:, :nt]
-        on = model.add_variables(f"{name}.on", (s.index, periods), 0.0, window.astype(float),
-                                 integer=True)
-        n_on = np.round(s["energy_mwh"] / (s["p_mw"] * dt)).to_numpy()
-        count = model.add_constraints(f"{name}.on_periods", (s.index,), "==", n_on)
-        model.add_terms(count.ids[:, None], on.ids, 1.0)
+        offset = c.member_p_mw.index.get_loc(periods[0])
+        need = settings_of(case).shiftable_requirements(s, offset, nt, shiftable_done)
+        on = model.add_variables(f"{name}.on", (s.index, periods), 0.0,
+                                 need.mask.astype(float), integer=True)
+        occurrences = pd.RangeIndex(need.lower.shape[1], name="occurrence")
+        count = model.add_constraints(f"{name}.on_periods", (s.index, occurrences), "range",
+                                      (need.lower, need.upper))
+        model.add_terms(count.ids[:, need.occurrence], on.ids, 1.0)
         model.add_terms(ldf.balance_rows(s["bus"]), on.ids, -s[["p_mw"]].to_numpy())
 
     cols = np.concatenate(cost_cols) if cost_cols else np.zeros(0, np.int64)

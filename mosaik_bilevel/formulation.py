@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -61,6 +61,7 @@ class Formulation:
     kkt: KKTSystem | None = None
     primal: Embedding | None = None
     tariff: Tariff | None = None
+    state: dict = field(default_factory=dict)  # the measured state the horizon starts from
 
     @property
     def exchange_ids(self) -> np.ndarray:
@@ -115,6 +116,7 @@ def build_formulation(
     dual_big_m_safety: float = SAFETY,
     tighten: bool = True,
     initial_energy_mwh: dict[str, pd.Series] | None = None,
+    shiftable_done: dict[str, pd.Series] | None = None,
     p_init_mw: pd.Series | None = None,
 ) -> Formulation:
     """Build ``method``'s model of ``case`` over ``periods`` (see the module docstring).
@@ -127,6 +129,8 @@ def build_formulation(
         Drop complementarity rows that can never bind (``exact`` only).
     initial_energy_mwh
         Measured battery states per community at the horizon start.
+    shiftable_done
+        Measured shiftable-load progress per community in the cycle the horizon starts in.
     p_init_mw
         Units' output before the horizon (first ramp).
     """
@@ -136,15 +140,18 @@ def build_formulation(
         raise ValueError(f"unknown pricing {pricing!r}; choose one of {PRICINGS}")
     model = LinearModel(f"{method}-{pricing}")
     initial = initial_energy_mwh or {}
+    done = shiftable_done or {}
     blocks = [
         add_community(model, case, c, periods, name=f"c[{c.name}]",
-                      initial_energy_mwh=initial.get(c.name))
+                      initial_energy_mwh=initial.get(c.name), shiftable_done=done.get(c.name))
         for c in case.communities
     ]
     follower = build_follower(case, periods, p_init_mw=p_init_mw)
     exchanges = {follower.p_ex.name: np.vstack([b.p_ex.ids for b in blocks])}
     form = Formulation(method=method, pricing=pricing, case=case, periods=periods,
-                       model=model, communities=blocks, follower=follower)
+                       model=model, communities=blocks, follower=follower,
+                       state={"initial_energy_mwh": initial_energy_mwh,
+                              "shiftable_done": shiftable_done, "p_init_mw": p_init_mw})
     if method == "exact":
         form.kkt = add_kkt(
             model, follower.model, exchanges,

@@ -16,13 +16,29 @@ import pandas as pd
 import scipy.sparse as sp
 
 INF = np.inf
-SENSES = ("==", "<=", ">=")
+SENSES = ("==", "<=", ">=", "range")
 
 
 def _coords(coords) -> tuple[pd.Index, ...]:
     if isinstance(coords, pd.Index):
         return (coords,)
     return tuple(c if isinstance(c, pd.Index) else pd.Index(c) for c in coords)
+
+
+def _row_bounds(sense: str, rhs, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Row lower and upper bounds of a block of ``shape`` for ``sense`` and ``rhs``."""
+    n = int(np.prod(shape, dtype=int))
+
+    def flat(values):
+        return np.broadcast_to(np.asarray(values, dtype=float), shape).ravel().copy()
+
+    if sense == "range":
+        lo, hi = (flat(v) for v in rhs)
+        return lo, hi
+    rhs = flat(rhs)
+    lo = rhs if sense in ("==", ">=") else np.full(n, -INF)
+    hi = rhs.copy() if sense in ("==", "<=") else np.full(n, INF)
+    return lo, hi
 
 
 def _shape(coords: tuple[pd.Index, ...]) -> tuple[int, ...]:
@@ -160,7 +176,10 @@ class LinearModel:
         return block
 
     def add_constraints(self, name: str, coords, sense: str, rhs=0.0) -> Constraints:
-        """Add a block of rows ``(terms) sense rhs``; fill the terms with :meth:`add_terms`."""
+        """Add a block of rows ``(terms) sense rhs``; fill the terms with :meth:`add_terms`.
+
+        ``sense="range"`` takes ``rhs=(lower, upper)``: rows ``lower <= (terms) <= upper``.
+        """
         if name in self.constraints:
             raise ValueError(f"constraint block {name!r} exists already")
         if sense not in SENSES:
@@ -169,9 +188,7 @@ class LinearModel:
         shape = _shape(coords)
         n = int(np.prod(shape, dtype=int))
         ids = np.arange(self.n_rows, self.n_rows + n).reshape(shape)
-        rhs = np.broadcast_to(np.asarray(rhs, dtype=float), shape).ravel().copy()
-        lo = rhs if sense in ("==", ">=") else np.full(n, -INF)
-        hi = rhs if sense in ("==", "<=") else np.full(n, INF)
+        lo, hi = _row_bounds(sense, rhs, shape)
         self._cpart[name] = len(self._row_lower)
         self._row_lower.append(np.array(lo))
         self._row_upper.append(np.array(hi))
@@ -214,13 +231,13 @@ class LinearModel:
         self.add_objective(cols, coefs)
 
     def set_rhs(self, block: Constraints, rhs) -> None:
-        """Change the right-hand sides of a constraint block."""
+        """Change the right-hand sides of a constraint block (``(lower, upper)`` of a range)."""
         part = self._cpart[block.name]
-        rhs = np.broadcast_to(np.asarray(rhs, dtype=float), block.shape).ravel().copy()
-        if block.sense in ("==", ">="):
-            self._row_lower[part] = rhs.copy()
-        if block.sense in ("==", "<="):
-            self._row_upper[part] = rhs.copy()
+        lo, hi = _row_bounds(block.sense, rhs, block.shape)
+        if block.sense != "<=":
+            self._row_lower[part] = lo
+        if block.sense != ">=":
+            self._row_upper[part] = hi
         self._arrays = None
 
     # -- finished arrays -------------------------------------------------------------------

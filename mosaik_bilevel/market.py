@@ -1,8 +1,12 @@
 """The local market operator in operation: rolling-horizon clearings from measured state.
 
-:class:`MarketOperator` clears one horizon at a time with the exact method or LDD-ADMM,
-starting from the state measured when it clears: the communities' battery energy, and the
-conventional units' output at the end of the previous horizon (their first ramp). Each
+:class:`MarketOperator` clears one horizon at a time with the exact method or LDD-ADMM, when
+its :class:`ClearingRule` says: once per day at the day's start (the default), once per day
+at a gate before the day (day-ahead), or every hour (or any interval) over a look-ahead
+(rolling). A clearing starts from the communities' measured state (battery energy,
+shiftable-load progress) — for a day-ahead gate, their plan's state at the delivery start —
+and the conventional units' scheduled output just before the delivery start (their first
+ramp). Each
 :class:`Clearing` keeps, per period, what the operator sends: every community's exchange
 schedule and settlement price, the follower's dispatch and the DLMPs. A failed clearing is a
 reported outcome (its status and message; no schedule), never an exception; every finished
@@ -25,6 +29,66 @@ from .highs import SolverOptions
 from .results import SolveResult
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClearingRule:
+    """When the market operator clears, and which periods.
+
+    Parameters
+    ----------
+    interval_h
+        Time between delivery starts (None: the case's ``horizon_h``, one clearing a day).
+    lookahead_h
+        Length of each cleared horizon (None: the case's ``horizon_h``). Horizons that would
+        run past the case's last period are shortened to it (a shrinking horizon).
+    lead_h
+        How long before its delivery start a horizon is cleared: a day-ahead gate (12 for
+        12:00 the day before a midnight start). The first horizon is cleared at the
+        simulation's start. A lead needs horizons that do not overlap (``interval_h ==
+        lookahead_h == horizon_h``): the state at the delivery start is then the end state
+        of the running schedule, which each community predicts from its own plan.
+    """
+
+    interval_h: float | None = None
+    lookahead_h: float | None = None
+    lead_h: float = 0.0
+
+    @classmethod
+    def daily(cls, lead_h: float = 0.0) -> ClearingRule:
+        """One horizon a day, cleared at its start or ``lead_h`` before it."""
+        return cls(None, None, float(lead_h))
+
+    @classmethod
+    def rolling(cls, interval_h: float = 1.0, lookahead_h: float | None = None) -> ClearingRule:
+        """Every ``interval_h``, the next ``lookahead_h`` (default the case's horizon)."""
+        return cls(float(interval_h), lookahead_h, 0.0)
+
+    def periods(self, case: Case) -> tuple[int, int, int]:
+        """(interval, look-ahead, lead) in periods of ``case``; raises ``ValueError``."""
+        values = []
+        for name, hours in (("interval_h", self.interval_h), ("lookahead_h", self.lookahead_h),
+                            ("lead_h", self.lead_h)):
+            hours = case.horizon_h if hours is None else float(hours)
+            n = hours / case.step_h
+            if abs(n - round(n)) > 1e-9 or n < (0 if name == "lead_h" else 1):
+                raise ValueError(f"clearing rule: {name} = {hours:g} h is not a whole, "
+                                 f"positive number of the case's {case.step_h * 60:g}-minute "
+                                 f"periods")
+            values.append(round(n))
+        interval, lookahead, lead = values
+        if lookahead < interval:
+            raise ValueError(f"clearing rule: the look-ahead ({lookahead} periods) is shorter "
+                             f"than the interval ({interval}): some periods would never be "
+                             f"cleared")
+        if lead and not interval == lookahead == case.horizon_periods:
+            raise ValueError("clearing rule: a gate before the delivery start (lead_h > 0) "
+                             "needs one non-overlapping horizon per day (interval_h == "
+                             "lookahead_h == the case's horizon_h)")
+        if lead >= interval:
+            raise ValueError(f"clearing rule: lead_h must be shorter than the interval "
+                             f"({interval * case.step_h:g} h)")
+        return interval, lookahead, lead
 
 
 @dataclass
@@ -78,11 +142,17 @@ class MarketOperator:
     out
         Folder to write every clearing's result to as soon as it is done
         (``out/<start>/``), or None.
+    rule
+        When to clear (:class:`ClearingRule`; default daily at the day's start).
+    start
+        The first delivery start (default the case's first period): where the simulation
+        starts.
     """
 
     def __init__(self, case: Case, method: str = "exact", pricing: str = "dlmp", *,
                  options: SolverOptions | None = None, admm: dict | None = None,
-                 out: str | Path | None = None):
+                 out: str | Path | None = None, rule: ClearingRule | None = None,
+                 start=None):
         method = method.replace("-", "_")
         if method not in ("exact", "ldd_admm"):
             raise ValueError(f"the market operator clears with 'exact' or 'ldd_admm', not "
@@ -91,13 +161,30 @@ class MarketOperator:
         self.options = options or SolverOptions()
         self.admm = dict(admm or {})
         self.out = Path(out) if out is not None else None
+        self.rule = rule or ClearingRule()
         self.clearings: list[Clearing] = []
         self._solver = None
-        self._starts = set(case.days)
+        interval, self._lookahead, lead = self.rule.periods(case)
+        timeline = case.timeline
+        first = 0 if start is None else timeline.get_indexer([pd.Timestamp(start)])[0]
+        if first < 0:
+            raise ValueError(f"start {start} is not a period of the case")
+        #: clearing time -> delivery start
+        self._due = {timeline[max(k - lead, first)]: timeline[k]
+                     for k in range(first, len(timeline), interval)}
 
     def clears_at(self, ts: pd.Timestamp) -> bool:
-        """Whether a horizon starts at ``ts`` (one per ``horizon_h``, within the case)."""
-        return pd.Timestamp(ts) in self._starts
+        """Whether the operator clears a horizon at ``ts``."""
+        return pd.Timestamp(ts) in self._due
+
+    def delivery_start(self, ts: pd.Timestamp) -> pd.Timestamp | None:
+        """The start of the horizon cleared at ``ts`` (None if none is)."""
+        return self._due.get(pd.Timestamp(ts))
+
+    def n_periods(self, start: pd.Timestamp) -> int:
+        """Length of the horizon from ``start``: the look-ahead, or up to the case's end."""
+        timeline = self.case.timeline
+        return min(self._lookahead, len(timeline) - timeline.get_loc(pd.Timestamp(start)))
 
     def current(self, ts: pd.Timestamp) -> Clearing | None:
         """The latest clearing whose horizon covers ``ts``."""
@@ -106,22 +193,23 @@ class MarketOperator:
                 return c
         return None
 
-    def clear(self, start, initial_energy_mwh: dict[str, dict] | None = None, *,
-              backend=None) -> Clearing:
-        """Clear the horizon from ``start`` given the measured battery energy per community.
+    def clear(self, start, initial_energy_mwh: dict[str, dict] | None = None,
+              shiftable_done: dict[str, dict] | None = None, *, backend=None) -> Clearing:
+        """Clear the horizon from ``start`` given the communities' state at ``start``.
 
+        ``initial_energy_mwh``: battery energy per community and battery;
+        ``shiftable_done``: periods each shiftable load has run in the current cycle.
         ``backend`` overrides LDD-ADMM's backend for this clearing (e.g. a relay to the
         community simulators).
         """
         start = pd.Timestamp(start)
-        initial = None
-        if initial_energy_mwh:
-            initial = {name: pd.Series(values, dtype=float)
-                       for name, values in initial_energy_mwh.items() if values}
-        p_init = self._last_units_output()
+        state = {"initial_energy_mwh": _series(initial_energy_mwh),
+                 "shiftable_done": _series(shiftable_done),
+                 "p_init_mw": self._units_output_before(start),
+                 "n_periods": self.n_periods(start)}
         t0 = time.perf_counter()
         try:
-            result = self._solve(start, initial, p_init, backend)
+            result = self._solve(start, state, backend)
         except MosaikBilevelError as err:  # a failed clearing is reported, not raised
             clearing = Clearing(start, "error", f"{type(err).__name__}: {err}",
                                 getattr(err, "result", None), time.perf_counter() - t0)
@@ -137,24 +225,25 @@ class MarketOperator:
         return clearing
 
     # -- internals --------------------------------------------------------------------------
-    def _solve(self, start, initial, p_init, backend=None) -> SolveResult:
+    def _solve(self, start, state: dict, backend=None) -> SolveResult:
         if self.method == "exact":
             from .solve import Solver
 
             if self._solver is None:
                 self._solver = Solver(self.case, "exact", self.pricing, options=self.options)
-            return self._solver.solve(start, initial_energy_mwh=initial, p_init_mw=p_init)
+            return self._solver.solve(start, **state)
         from .ldd_admm import solve_ldd_admm
 
         admm = dict(self.admm) if backend is None else {**self.admm, "backend": backend}
         return solve_ldd_admm(self.case, self.pricing, start=start, solver_options=self.options,
-                              initial_energy_mwh=initial, p_init_mw=p_init, **admm)
+                              **state, **admm)
 
-    def _last_units_output(self) -> pd.Series | None:
-        """The conventional units' output in the last period before the next horizon."""
+    def _units_output_before(self, start: pd.Timestamp) -> pd.Series | None:
+        """The conventional units' scheduled output in the period before ``start``."""
+        before = start - pd.Timedelta(hours=self.case.step_h)
         for c in reversed(self.clearings):
-            if c.ok and c.p_gen is not None and len(c.p_gen):
-                return c.p_gen.iloc[-1]
+            if c.ok and c.p_gen is not None and before in c.p_gen.index:
+                return c.p_gen.loc[before]
         return None
 
     def _lookups(self, start, result: SolveResult, wall: float) -> Clearing:
@@ -182,3 +271,9 @@ class MarketOperator:
             clearing.p_sub = d[d.kind == "upstream"].set_index("time")["p_mw"]
         return clearing
 
+
+def _series(state: dict[str, dict] | None) -> dict[str, pd.Series] | None:
+    """Per-community state (plain dicts) as Series; None when nothing was measured."""
+    if not state:
+        return None
+    return {name: pd.Series(values, dtype=float) for name, values in state.items() if values}

@@ -80,6 +80,7 @@ class DeviceSchedule:
 def local_dispatch(community: Community, settings: CommunitySettings,
                    periods: pd.DatetimeIndex, p_ex_mw, *,
                    initial_energy_mwh: pd.Series | None = None,
+                   shiftable_done: pd.Series | None = None,
                    options: SolverOptions | None = None) -> DeviceSchedule:
     """The community's device schedule that meets the exchange ``p_ex_mw`` at least own cost.
 
@@ -94,7 +95,7 @@ def local_dispatch(community: Community, settings: CommunitySettings,
                          f"{len(periods)} periods")
     model = LinearModel(f"local dispatch {c.name}")
     blocks = add_community(model, settings, c, periods, name=f"c[{c.name}]",
-                           initial_energy_mwh=initial_energy_mwh)
+                           initial_energy_mwh=initial_energy_mwh, shiftable_done=shiftable_done)
     up = model.add_variables("shortfall_up_mw", (periods,), 0.0, np.inf)
     down = model.add_variables("shortfall_down_mw", (periods,), 0.0, np.inf)
     track = model.add_constraints("track_schedule", (periods,), "==", target)
@@ -182,20 +183,62 @@ class CommunityOperation:
         self.shiftable_done = pd.Series(0, index=community.shiftable.index, dtype=int)
         self.schedule: DeviceSchedule | None = None
         self._timeline = community.member_p_mw.index
+        self._next: int | None = None  # timeline position of the next period to operate
+        self._pending: dict[int, np.ndarray] = {}  # schedules accepted before their start
 
     # -- planning ---------------------------------------------------------------------------
-    def accept(self, start, p_ex_mw) -> DeviceSchedule:
-        """Take an exchange schedule from ``start`` and dispatch the devices to meet it."""
+    def accept(self, start, p_ex_mw) -> DeviceSchedule | None:
+        """Take an exchange schedule from ``start``; dispatch the devices to meet it.
+
+        The devices are dispatched from the state measured when the schedule begins: at once
+        when it begins with the next period to operate, else at its first period (a
+        day-ahead schedule received before midnight). Returns the device schedule, or None
+        while it waits.
+        """
         first = self._timeline.get_indexer([pd.Timestamp(start)])[0]
         if first < 0:
             raise ValueError(f"community {self.community.name}: schedule start {start} is not "
                              f"a period of the case")
-        periods = self._timeline[first:first + len(p_ex_mw)]
-        self.schedule = local_dispatch(self.community, self.settings, periods, p_ex_mw,
+        values = np.asarray(p_ex_mw, dtype=float)
+        if first + len(values) > len(self._timeline):
+            raise ValueError(f"community {self.community.name}: the schedule from {start} "
+                             f"runs past the case's last period")
+        if self._next is not None and first > self._next:
+            self._pending[first] = values
+            return None
+        return self._dispatch(first, values)
+
+    def _dispatch(self, first: int, values: np.ndarray) -> DeviceSchedule:
+        periods = self._timeline[first:first + len(values)]
+        self._reset_cycle(first)
+        self.schedule = local_dispatch(self.community, self.settings, periods, values,
                                        initial_energy_mwh=self.e_mwh.copy(),
+                                       shiftable_done=self.shiftable_done.copy(),
                                        options=self.options)
-        self.shiftable_done[:] = 0
         return self.schedule
+
+    def _reset_cycle(self, position: int) -> None:
+        """Shiftable-load progress counts per cycle (``horizon_h``): reset at its start."""
+        if position % self.settings.horizon_periods == 0:
+            self.shiftable_done[:] = 0
+
+    def planned_energy_mwh(self) -> pd.Series:
+        """Battery energy at the end of the current schedule if the rest goes to plan.
+
+        The measured energy plus the plan's change over its periods not yet operated,
+        within the energy limits: what a day-ahead clearing starts the next day from.
+        """
+        sched, bat = self.schedule, self.community.batteries
+        e = self.e_mwh.copy()
+        if sched is None or not len(bat) or self._next is None:
+            return e
+        k = max(self._next - self._timeline.get_loc(sched.periods[0]), 0)
+        if k >= len(sched.periods) or not np.isfinite(sched.p_ex_mw).all():
+            return e
+        dt = self.settings.step_h
+        change = dt * (bat[["eta_ch"]].to_numpy() * sched.p_ch_mw[:, k:]
+                       - sched.p_dis_mw[:, k:] / bat[["eta_dis"]].to_numpy()).sum(axis=1)
+        return (e + change).clip(bat["e_min_mwh"], bat["e_max_mwh"])
 
     # -- one step ---------------------------------------------------------------------------
     def step(self, time, *, step_index: int, load_p_mw: float | None = None,
@@ -207,6 +250,11 @@ class CommunityOperation:
         """
         c, dt = self.community, self.settings.step_h
         time = pd.Timestamp(time)
+        position = self._timeline.get_loc(time)
+        if position in self._pending:  # a schedule accepted before its start begins now
+            self._dispatch(position, self._pending.pop(position))
+        self._reset_cycle(position)
+        self._next = position + 1
         f_load = c.member_p_mw.loc[time].to_numpy(dtype=float)
         f_load_q = c.member_q_mvar.loc[time].to_numpy(dtype=float)
         f_pv = c.pv_available_mw.loc[time].to_numpy(dtype=float) if len(c.pv) else np.zeros(0)

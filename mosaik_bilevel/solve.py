@@ -89,13 +89,18 @@ class Solver:
         self.last_x: np.ndarray | None = None
 
     # -- building --------------------------------------------------------------------------
-    def build(self, start=None, *, initial_energy_mwh=None, p_init_mw=None) -> Formulation:
-        """Build the model of one horizon (does not hand it to HiGHS)."""
-        periods = self.case.periods(start)
+    def build(self, start=None, *, n_periods: int | None = None, initial_energy_mwh=None,
+              shiftable_done=None, p_init_mw=None) -> Formulation:
+        """Build the model of one horizon (does not hand it to HiGHS).
+
+        ``n_periods`` (default the case's horizon) may be any length, ``start`` any period.
+        """
+        periods = self.case.periods(start, n_periods)
         return build_formulation(
             self.case, periods, self.method, self.pricing,
             dual_big_m_safety=self.dual_big_m_safety, tighten=self.tighten,
-            initial_energy_mwh=initial_energy_mwh, p_init_mw=p_init_mw)
+            initial_energy_mwh=initial_energy_mwh, shiftable_done=shiftable_done,
+            p_init_mw=p_init_mw)
 
     def prepare(self, start=None, **state) -> dict[str, float]:
         """Build one horizon's model and hand it to HiGHS (or update the one it holds).
@@ -116,10 +121,16 @@ class Solver:
         return {"build": t1 - t0, "handover": handover, "first_model": float(first)}
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self, start=None, *, initial_energy_mwh=None, p_init_mw=None) -> SolveResult:
-        """Solve one horizon starting at ``start`` (default: the case's first)."""
+    def solve(self, start=None, *, n_periods: int | None = None, initial_energy_mwh=None,
+              shiftable_done=None, p_init_mw=None) -> SolveResult:
+        """Solve one horizon starting at ``start`` (default: the case's first).
+
+        The measured state it starts from: battery energy and shiftable-load progress per
+        community (``{community: Series}``), the units' output before it (``p_init_mw``).
+        """
         t_all = time.perf_counter()
-        times = self.prepare(start, initial_energy_mwh=initial_energy_mwh, p_init_mw=p_init_mw)
+        times = self.prepare(start, n_periods=n_periods, initial_energy_mwh=initial_energy_mwh,
+                             shiftable_done=shiftable_done, p_init_mw=p_init_mw)
         form = self.formulation
         big_m_log: list[str] = []
         times["solve"] = times["polish"] = times["checks"] = 0.0
@@ -196,7 +207,7 @@ class Solver:
 
         If they do not, the bilevel problem is infeasible whatever the dual bounds.
         """
-        hpr = build_formulation(self.case, form.periods, "hpr", "tariff")
+        hpr = build_formulation(self.case, form.periods, "hpr", "tariff", **form.state)
         feasible = solve_model(hpr.model, self.options).status is not SolveStatus.INFEASIBLE
         if not feasible:
             big_m_log.append("the high-point relaxation is infeasible: the bilevel problem "

@@ -57,14 +57,12 @@ def summarize(out: Path, **header) -> dict:
     clearings = sorted((out / "clearings").glob("*/summary.json")) if (
         out / "clearings").exists() else []
     by_day: dict[str, dict] = {}
-    for path in clearings:
+    for path in clearings:  # by the day their horizon starts
         s = json.loads(path.read_text())
         day = s["start"][:10]
-        by_day.setdefault(day, {})["clearing"] = {
-            "status": s["status"], "leader_cost": s.get("leader_cost"),
-            "follower_cost": s.get("follower_cost"),
-            "solve_s": (s.get("times_s") or {}).get("total"),
-            "iterations": s.get("iterations", 0)}
+        by_day.setdefault(day, {}).setdefault("clearings", []).append(s)
+    for figures in by_day.values():
+        figures["clearing"] = _clearings(figures.pop("clearings"))
     grid = _read(out / "grid.csv")
     if grid is not None:
         grid["day"] = grid["time"].str[:10]
@@ -98,6 +96,24 @@ def summarize(out: Path, **header) -> dict:
     pf = sum((d.get("ac", {}).get("power_flow_s") or 0.0) for d in summary["days"])
     summary["times_s"] = {"clearing": solve, "power_flow": pf}
     return summary
+
+
+def _clearings(found: list[dict]) -> dict:
+    """One day's clearings: the single one's figures, or counts and totals of several.
+
+    Costs of overlapping horizons (rolling clearing) do not add up; they are given for a
+    day with one clearing only.
+    """
+    statuses = [s["status"] for s in found]
+    figures = {
+        "count": len(found),
+        "status": statuses[0] if len(set(statuses)) == 1 else ",".join(sorted(set(statuses))),
+        "solve_s": sum((s.get("times_s") or {}).get("total") or 0.0 for s in found),
+        "iterations": sum(s.get("iterations", 0) or 0 for s in found)}
+    if len(found) == 1:
+        figures["leader_cost"] = found[0].get("leader_cost")
+        figures["follower_cost"] = found[0].get("follower_cost")
+    return figures
 
 
 def _read(path: Path) -> pd.DataFrame | None:

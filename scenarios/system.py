@@ -6,10 +6,12 @@ creates the entities, connects them and returns them (:class:`System`) so a user
 further components; :func:`run_world` runs the World and fails loudly when a simulator in
 another process failed (mosaik itself only logs that).
 
-Data flow of a step (no same-time loop): the market operator clears when a horizon starts,
-from the battery energy the communities measured at the end of the previous step
-(time-shifted), and sends each community its schedule; the communities operate the step;
-the MV grid runs the AC power flow on their realised withdrawals and the operator's dispatch.
+Data flow of a step (no same-time loop): the market operator clears when its clearing rule
+says (daily at the day's start by default, at a day-ahead gate, or every hour over a
+look-ahead), from the state the communities measured at the end of the previous step
+(time-shifted: battery energy, shiftable-load progress, planned end-of-schedule energy), and
+sends each community its schedule; the communities operate the step; the MV grid runs the AC
+power flow on their realised withdrawals and the operator's dispatch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
+from mosaik_bilevel.market import ClearingRule
 from mosaik_bilevel.simulators.attributes import attributes
 
 #: Names of our simulators in a World's sim_config.
@@ -84,7 +87,8 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                solver: dict | None = None, admm: dict | None = None,
                load_sigma: float = 0.1, pv_sigma: float = 0.15, seed: int = 0,
                track_exchange: bool = True, out: str | None = None,
-               time_resolution: float = 1.0, grid: bool = True) -> System:
+               time_resolution: float = 1.0, grid: bool = True,
+               clearing: dict | None = None) -> System:
     """Start, create and connect the whole system in ``world``.
 
     Parameters
@@ -111,6 +115,11 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     grid
         Start our MV grid simulator (False: connect the communities' ``P[MW]``/``Q[MVar]``
         and the operator's dispatch to another grid component yourself).
+    clearing
+        When the operator clears: ``{"interval_h", "lookahead_h", "lead_h"}``
+        (:class:`~mosaik_bilevel.market.ClearingRule`; default daily at the day's start).
+        E.g. ``{"interval_h": 1}``: every hour, the next 24 h; ``{"lead_h": 12}``: each day
+        at 12:00 the day before.
     """
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)
@@ -119,6 +128,11 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     if not 1 <= days <= len(the_case.days):
         raise CaseError(the_case.source or the_case.name, "days",
                         f"{days} horizons asked, the case has {len(the_case.days)}")
+    clearing = dict(clearing or {})
+    try:
+        ClearingRule(**clearing).periods(the_case)
+    except (TypeError, ValueError) as err:  # here, before any simulator starts
+        raise CaseError(the_case.source or the_case.name, "clearing", str(err)) from None
     common = {"case": str(case), "case_options": case_options}
     step_s = the_case.step_h * 3600.0
     step = round(step_s / time_resolution)
@@ -131,7 +145,8 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                            track_exchange=track_exchange)
         msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
                            pricing=pricing, admm=admm, **(solver or {}),
-                           out=None if out is None else f"{out}/clearings")
+                           out=None if out is None else f"{out}/clearings",
+                           clearing=clearing or None)
     names = [c.name for c in the_case.communities]
     communities = {n: csim.Community(name=n) for n in names}
     market = msim.MarketOperator()
@@ -152,9 +167,12 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         else:
             world.connect(ports[n], communities[n], "schedule")
         initial = the_case.communities[names.index(n)].batteries["e_init_mwh"]
-        world.connect(communities[n], ports[n], "E_batteries[MWh]", time_shifted=True,
-                      initial_data={"E_batteries[MWh]": {str(k): float(v)
-                                                         for k, v in initial.items()}})
+        initial = {str(k): float(v) for k, v in initial.items()}
+        world.connect(communities[n], ports[n], "E_batteries[MWh]", "E_batteries_planned[MWh]",
+                      "shiftable_done", time_shifted=True,
+                      initial_data={"E_batteries[MWh]": initial,
+                                    "E_batteries_planned[MWh]": initial,
+                                    "shiftable_done": {}})
         if grid:
             world.connect(communities[n], feeders[n], "P_lv[MW]", "Q_lv[MVar]")
     if grid:

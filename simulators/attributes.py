@@ -55,7 +55,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _A("community", "Community", "E_batteries[MWh]", "MWh", "", "out",
        "battery energy at the end of the step, per battery (measured state)"),
     _A("community", "Community", "shiftable_done", "periods", "", "out",
-       "periods each shiftable load has run in the current schedule (measured state)"),
+       "periods each shiftable load has run in the current cycle of horizon_h (measured "
+       "state)"),
+    _A("community", "Community", "E_batteries_planned[MWh]", "MWh", "", "out",
+       "battery energy per battery at the end of the current schedule if the rest goes "
+       "to plan (the state a day-ahead clearing starts from)"),
     _A("community", "Community", "forecast_P[MW]", "MW", "consumer positive", "out",
        "horizon: members' forecast load from the step on (24 h)"),
     _A("community", "Community", "P_lv[MW]", "MW", "consumer positive", "out",
@@ -75,6 +79,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     # -- market operator simulator ----------------------------------------------------------
     _A("market", "MarketOperator", "cleared", "", "", "out",
        "a clearing ran in this step"),
+    _A("market", "MarketOperator", "delivery_start", "ISO time", "", "out",
+       "first period of the last clearing's horizon"),
     _A("market", "MarketOperator", "status", "", "", "out",
        "status of the last clearing (optimal, not_converged, infeasible, ...)"),
     _A("market", "MarketOperator", "leader_cost", "cost units", "", "out",
@@ -107,6 +113,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
        "LDD-ADMM as co-simulation: this community's answer (weak connection)"),
     _A("market", "Port", "E_batteries[MWh]", "MWh", "", "in",
        "the community's measured battery energy (time-shifted: end of the previous step)"),
+    _A("market", "Port", "shiftable_done", "periods", "", "in",
+       "the community's measured shiftable-load progress (time-shifted)"),
+    _A("market", "Port", "E_batteries_planned[MWh]", "MWh", "", "in",
+       "the community's planned battery energy at the end of its schedule (time-shifted; "
+       "used by a day-ahead gate)"),
     # -- MV grid simulator ------------------------------------------------------------------
     _A("grid", "Grid", "P_gen[MW]", "MW", "generator positive", "in",
        "conventional units' active set-points (dict by unit)"),

@@ -84,11 +84,11 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
             if request is not None:  # a pass of an LDD-ADMM clearing: answer, do not operate
                 self.replies[eid] = self._answer(eid, request)
                 continue
-            if self.operated.get(eid) == time:
-                continue
             schedule = single(given.get("schedule"))
             if schedule is not None:
                 op.accept(schedule["start"], schedule["values"])
+            if self.operated.get(eid) == time:
+                continue
             self.outcomes[eid] = op.step(
                 ts, step_index=self.clock.index(time),
                 load_p_mw=total(given.get("P_load[MW]")),
@@ -140,6 +140,8 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
             return num(scalar[attr])
         if attr == "E_batteries[MWh]":
             return plain_dict(o.e_mwh)
+        if attr == "E_batteries_planned[MWh]":
+            return plain_dict(self.ops[eid].planned_energy_mwh())
         if attr == "shiftable_done":
             return {str(k): int(v) for k, v in o.shiftable_done.items()}
         if attr == "P_lv[MW]":

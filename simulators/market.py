@@ -1,9 +1,12 @@
 """The market operator simulator: the leader's clearings in a co-simulation (thin over the core).
 
-One ``MarketOperator`` entity with one ``Port`` child per community. In a step where a
-horizon starts, it clears that horizon (:class:`mosaik_bilevel.market.MarketOperator`) from
-the battery energy the communities measured at the end of the previous step (a
-time-shifted connection) and sends each community its exchange schedule through its port;
+One ``MarketOperator`` entity with one ``Port`` child per community. In a step where its
+clearing rule says so (:class:`mosaik_bilevel.market.ClearingRule`: daily at the day's start,
+daily at a day-ahead gate, or every hour over a look-ahead), it clears a horizon
+(:class:`mosaik_bilevel.market.MarketOperator`) from the state the communities measured at
+the end of the previous step (time-shifted connections: battery energy and shiftable-load
+progress; for a day-ahead gate, their planned battery energy at the end of the running
+schedule) and sends each community its exchange schedule through its port;
 every step it outputs the follower's dispatch, the DLMPs and each community's scheduled
 exchange and price of the step. Attributes: :mod:`.attributes`.
 
@@ -21,7 +24,7 @@ import mosaik_api_v3
 
 from mosaik_bilevel.highs import SolverOptions
 from mosaik_bilevel.ldd_admm.backends import RelayBackend
-from mosaik_bilevel.market import MarketOperator
+from mosaik_bilevel.market import ClearingRule, MarketOperator
 
 from .attributes import meta
 from .common import Clock, create_once, num, open_case, plain_dict, single
@@ -42,6 +45,9 @@ class MarketSimulator(mosaik_api_v3.Simulator):
     admm
         LDD-ADMM options: ``backend`` (``sequential``, ``process``, ``dask``), ``workers``,
         ``max_iterations``.
+    clearing
+        When to clear: ``{"interval_h", "lookahead_h", "lead_h"}`` (any may be left out;
+        :class:`~mosaik_bilevel.market.ClearingRule`); default daily at the day's start.
     out
         Folder that receives every clearing's result as soon as it is done.
     """
@@ -59,7 +65,7 @@ class MarketSimulator(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
              method="exact", pricing="dlmp", mip_rel_gap=1e-4, time_limit_s=None,
-             threads=None, admm=None, out=None):
+             threads=None, admm=None, out=None, clearing=None):
         self.sid = sid
         self.case = open_case(case, case_options)
         self.clock = Clock(self.case, time_resolution, start)
@@ -71,8 +77,10 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         self.in_loop = bool(admm.pop("in_loop", False))
         if self.in_loop and method.replace("-", "_") != "ldd_admm":
             raise ValueError("admm in_loop needs method 'ldd_admm'")
+        rule = ClearingRule(**(clearing or {}))
         self.operator = MarketOperator(self.case, method, pricing, options=options,
-                                       admm=_admm_kwargs(admm), out=out)
+                                       admm=_admm_kwargs(admm), out=out, rule=rule,
+                                       start=self.clock.start)
         return self.meta
 
     def create(self, num_entities, model):
@@ -90,34 +98,39 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         self.cleared_now = False
         if self.operator.clears_at(ts) and self._cleared_at != time:
             self._cleared_at = time
-            measured = {}
+            start = self.operator.delivery_start(ts)
+            # at the delivery start: measured state; at a gate before it: the planned one
+            energy = "E_batteries[MWh]" if start == ts else "E_batteries_planned[MWh]"
+            state = {"initial_energy_mwh": {}, "shiftable_done": {}}
             for c in self.case.communities:
-                value = single(inputs.get(f"{PORT_PREFIX}{c.name}", {}).get(
-                    "E_batteries[MWh]"))
-                if value is not None:
-                    measured[c.name] = value
+                given = inputs.get(f"{PORT_PREFIX}{c.name}", {})
+                for key, attr in (("initial_energy_mwh", energy),
+                                  ("shiftable_done", "shiftable_done")):
+                    value = single(given.get(attr))
+                    if value is not None and not (key == "shiftable_done" and start != ts):
+                        state[key][c.name] = value
             if self.in_loop:
-                self._start_loop(ts, measured)
+                self._start_loop(start, state)
             else:
-                self.operator.clear(ts, measured)
+                self.operator.clear(start, **state)
                 self.cleared_now = True
         return time + self.clock.step
 
     # -- LDD-ADMM as same-time loops ------------------------------------------------------
-    def _start_loop(self, ts, measured) -> None:
+    def _start_loop(self, start, state: dict) -> None:
         """Run the clearing in a thread whose community calls become mosaik passes."""
         relay = self._relay = RelayBackend()
         self._loop_error = None
 
         def clear():
             try:
-                self.operator.clear(ts, measured, backend=relay)
+                self.operator.clear(start, **state, backend=relay)
             except BaseException as err:  # raised again in the simulator's own step
                 self._loop_error = err
             finally:
                 relay.requests.put(None)
 
-        threading.Thread(target=clear, name=f"clearing {ts}", daemon=True).start()
+        threading.Thread(target=clear, name=f"clearing {start}", daemon=True).start()
         self._advance()
 
     def _collect(self, inputs) -> None:
@@ -163,6 +176,8 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         if eid == OPERATOR_EID:
             if attr == "cleared":
                 return self.cleared_now
+            if attr == "delivery_start":
+                return None if last is None else last.start.isoformat()
             if attr == "status":
                 return None if last is None else last.status
             if attr == "leader_cost":

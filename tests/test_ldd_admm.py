@@ -307,7 +307,7 @@ def test_privacy_process_messages_carry_only_exchanges_and_multipliers():
                     assert len(multiplier) == periods and isinstance(rho, float)
                     assert target is None or len(target) == periods
                 elif method == "open":  # the horizon, and the community's own state
-                    assert args == (str(case.periods()[0]), periods, None)
+                    assert args == (str(case.periods()[0]), periods, None, None)
                 else:
                     assert args == ()
         else:

@@ -107,7 +107,9 @@ def solve_ldd_admm(
     solver_options: SolverOptions | None = None,
     compare_exact: bool = False,
     initial_energy_mwh: dict | None = None,
+    shiftable_done: dict | None = None,
     p_init_mw=None,
+    n_periods: int | None = None,
 ) -> SolveResult:
     """Solve one horizon of ``case`` with LDD-ADMM (see the module docstring).
 
@@ -122,8 +124,13 @@ def solve_ldd_admm(
     initial_energy_mwh
         Measured battery energy per community at the horizon start (``{community: {battery:
         MWh}}``; default the case's); each community receives only its own.
+    shiftable_done
+        Measured shiftable-load progress per community (``{community: {load: periods}}``)
+        in the cycle the horizon starts in; each community receives only its own.
     p_init_mw
         The units' output before the horizon (their first ramp; default the case's).
+    n_periods
+        Length of the horizon (default the case's ``horizon_h``).
     """
     opts = options or ADMMOptions()
     if not opts.penalty.miqp_solver and opts.penalty.step_mw > opts.eps_abs / 2:
@@ -134,7 +141,7 @@ def solve_ldd_admm(
     solver_options = solver_options or SolverOptions()
     if isinstance(backend, str):
         backend = make_backend(backend, workers)
-    periods = case.periods(start)
+    periods = case.periods(start, n_periods)
     t_all = time.perf_counter()
     times = {"startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0}
     # steps must resolve penalties of ρ ε² (~1e-8): tight gaps, cheap with lazy binaries
@@ -156,8 +163,9 @@ def solve_ldd_admm(
         backend.start(specs)
         initial = {n: _plain(initial_energy_mwh.get(n)) if initial_energy_mwh else None
                    for n in names}
-        disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n])
-                                          for n in names})
+        done = {n: _plain(shiftable_done.get(n)) if shiftable_done else None for n in names}
+        disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n],
+                                              done[n]) for n in names})
         coordinator = Coordinator(case.mv_side(), {c.name: int(c.mv_bus) for c in case.communities},
                                   pricing=pricing, options=step_options, penalty=opts.penalty)
         coordinator.open(periods, disclosed, p_init_mw=p_init_mw)
@@ -250,10 +258,9 @@ def solve_ldd_admm(
             t0 = time.perf_counter()
             exact_solver = Solver(case, "exact", pricing, options=solver_options)
             exact = exact_solver.solve(
-                periods[0], p_init_mw=p_init_mw,
-                initial_energy_mwh=None if not initial_energy_mwh else {
-                    n: pd.Series(v, dtype=float) for n, v in initial_energy_mwh.items()
-                    if v is not None})
+                periods[0], n_periods=len(periods), p_init_mw=p_init_mw,
+                initial_energy_mwh=_series(initial_energy_mwh),
+                shiftable_done=_series(shiftable_done))
             scalars, result.deviation = deviation_from_exact(
                 exact_solver, exact, chosen.x, chosen.own_cost, chosen.clearing, coordinator)
             result.extra.update(scalars)
@@ -265,10 +272,17 @@ def solve_ldd_admm(
 
 
 def _plain(values) -> dict | None:
-    """Battery energies as a plain dict (what crosses to a community's process)."""
+    """Measured state as a plain dict (what crosses to a community's process)."""
     if values is None:
         return None
     return {str(k): float(v) for k, v in dict(values).items()}
+
+
+def _series(state: dict | None) -> dict | None:
+    """Per-community plain dicts as Series (what the exact method takes)."""
+    if not state:
+        return None
+    return {n: pd.Series(v, dtype=float) for n, v in state.items() if v is not None}
 
 
 def _check_replies(replies: dict) -> None:

@@ -60,8 +60,11 @@ class CommunityAgent:
         return self._community.name
 
     # -- the protocol (plain values in and out) -----------------------------------------------
-    def open(self, start: str, n_periods: int, initial_energy_mwh: dict | None = None) -> dict:
+    def open(self, start: str, n_periods: int, initial_energy_mwh: dict | None = None,
+             shiftable_done: dict | None = None) -> dict:
         """Build the model of the horizon starting at ``start``; disclose what the grid needs.
+
+        ``initial_energy_mwh`` and ``shiftable_done``: the community's measured state.
 
         Returns ``{"q_mvar": [...], "s_max_mva": float}``.
         """
@@ -72,7 +75,7 @@ class CommunityAgent:
         model = LinearModel(f"community {c.name}")
         initial = None if initial_energy_mwh is None else pd.Series(initial_energy_mwh)
         blocks = add_community(model, self._settings, c, periods, name=f"c[{c.name}]",
-                               initial_energy_mwh=initial)
+                               initial_energy_mwh=initial, shiftable_done=shiftable_done)
         self._tariff_block = None
         if self._pricing == "tariff":
             self._tariff_block = add_tariff(model, self._settings.step_h, self._tariff,
