@@ -70,7 +70,7 @@ class CommunitySettings:
 
     def shiftable_requirements(self, shiftable: pd.DataFrame, offset: int, n_periods: int,
                                done=None) -> ShiftableRequirements:
-        """What the shiftable loads must run in ``n_periods`` starting ``offset`` into a cycle.
+        """What the shiftable loads must run in ``n_periods`` from ``offset`` periods into a cycle.
 
         A shiftable load runs ``energy_mwh / (p_mw · step_h)`` periods inside its window once
         per *cycle* of ``horizon_h`` (cycles start at the case's first period). A horizon that
@@ -86,6 +86,7 @@ class CommunitySettings:
         gives ``Σ on = need``.
         """
         cycle = self.horizon_periods
+        offset = int(offset) % cycle  # a position in the timeline is as good
         pos = offset + np.arange(n_periods)
         occurrence = pos // cycle
         n_occ = int(occurrence[-1]) + 1 if n_periods else 0
@@ -93,7 +94,7 @@ class CommunitySettings:
         mask = np.zeros((n_loads, n_periods), dtype=bool)
         lower = np.zeros((n_loads, n_occ))
         upper = np.zeros((n_loads, n_occ))
-        if done is None or offset % cycle == 0:
+        if done is None or offset == 0:
             done = np.zeros(n_loads)
         else:  # keyed by load name (plain dicts from other processes carry strings)
             done = {str(k): float(v) for k, v in dict(done).items()}

@@ -193,7 +193,10 @@ def add_community(
         p_dis = model.add_variables(f"{name}.p_dis_mw", (idx, periods), 0.0,
                                     b[["p_dis_max_mw"]].to_numpy())
         e_lo = np.repeat(b[["e_min_mwh"]].to_numpy(), nt, axis=1)
-        e_lo[:, -1] = np.maximum(e_lo[:, -1], b["e_end_mwh"].to_numpy())
+        # the end target, or as close as full charging gets from e0 (a short horizon late
+        # in a rolling run may not reach it; the target must not make the clearing fail)
+        reach = e0 + nt * dt * (b["eta_ch"] * b["p_ch_max_mw"]).to_numpy()
+        e_lo[:, -1] = np.maximum(e_lo[:, -1], np.minimum(b["e_end_mwh"].to_numpy(), reach))
         e = model.add_variables(f"{name}.e_mwh", (idx, periods), e_lo,
                                 b[["e_max_mwh"]].to_numpy())
         z = model.add_variables(f"{name}.z_charge", (idx, periods), 0.0, 1.0, integer=True)
@@ -222,8 +225,8 @@ def add_community(
     on = None
     s = c.shiftable
     if len(s):
-        offset = c.member_p_mw.index.get_loc(periods[0])
-        need = settings_of(case).shiftable_requirements(s, offset, nt, shiftable_done)
+        first = c.member_p_mw.index.get_loc(periods[0])  # cycles count from the case's first
+        need = settings_of(case).shiftable_requirements(s, first, nt, shiftable_done)
         on = model.add_variables(f"{name}.on", (s.index, periods), 0.0,
                                  need.mask.astype(float), integer=True)
         occurrences = pd.RangeIndex(need.lower.shape[1], name="occurrence")
