@@ -4,9 +4,9 @@ Connect any attribute of any entity to a ``Recorder`` entity. Numbers, strings a
 go to ``<sim>.csv`` (one row per step and entity, one column per attribute; entities with
 ids ``kind-name`` to ``<sim>_<kind>.csv``); dicts (per bus,
 per unit, per battery) go to ``<sim>__<attribute>.csv`` (time, entity, key, value); horizons
-are left to the market operator's own clearing files. Rows of a day are appended to disk as
-soon as the next day's first step arrives, and the rest when mosaik finalises the run, so an
-interrupted run keeps every finished day.
+are left to the market operator's own clearing files. Rows of a day are appended to disk at
+the day's last step, before the next day's clearing starts, and the rest when mosaik
+finalises the run, so a run killed at any moment keeps every finished day.
 """
 
 from __future__ import annotations
@@ -53,16 +53,12 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         self.resolution = float(time_resolution)
         self.step_ticks = int(step)
         self.flush_every = int(flush_every or round(86400 / self.resolution))
-        self.period_start = 0
         return self.meta
 
     def create(self, num_entities, model):
         return [{"eid": f"recorder-{i}", "type": model} for i in range(num_entities)]
 
     def step(self, time, inputs, max_advance):
-        if time >= self.period_start + self.flush_every:
-            self.flush()
-            self.period_start = time - time % self.flush_every
         ts = (self.start + pd.Timedelta(seconds=time * self.resolution)).isoformat()
         current: dict[tuple[str, str], dict] = {}
         for values in inputs.values():
@@ -80,7 +76,11 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
                             attr] = value
         for (sim, entity), row in current.items():
             self.rows.setdefault(table_of(sim, entity), []).append(row)
-        return time + self.step_ticks
+        following = time + self.step_ticks
+        if following // self.flush_every > time // self.flush_every:
+            # the period's last step: on disk now, before the next period's clearing runs
+            self.flush()
+        return following
 
     def get_data(self, outputs):
         return {}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -388,14 +392,45 @@ def test_a_run_that_fails_keeps_every_finished_day_on_disk(tmp_path):
     case = load_case("random", **options)
     world = mosaik.World(sim_config("python"), **QUIET)
     system = add_system(world, "random", options, days=2, out=str(tmp_path))
-    with pytest.raises(ValueError, match="beyond the case's last period"):
-        run_world(world, 3 * system.until // 2, step=system.step)
+    try:
+        with pytest.raises(ValueError, match="beyond the case's last period"):
+            run_world(world, 3 * system.until // 2, step=system.step)
+    finally:
+        world.shutdown()
     comm = pd.read_csv(tmp_path / "communities.csv")
     periods = 2 * case.horizon_periods
     assert comm["time"].nunique() >= case.horizon_periods  # the finished horizon at least
     assert comm["time"].nunique() <= periods
     assert len(list((tmp_path / "clearings").iterdir())) == 2
     assert (tmp_path / "grid.csv").exists()
+
+
+def test_a_run_killed_mid_day_keeps_every_finished_day_on_disk(tmp_path):
+    """kill -9 while the second day's clearing runs: the first day is whole on disk."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "mosaik_bilevel", "simulate", "--case",
+                             "paper", "--days", "2", "--out", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    steps = 24
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            grid = out / "grid.csv"
+            if grid.exists() and len(pd.read_csv(grid)) >= steps:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    first = out / "clearings" / "2016-05-24T0000"
+    assert json.loads((first / "summary.json").read_text())["status"] == "optimal"
+    for table, rows in (("grid.csv", steps), ("communities.csv", 6 * steps),
+                        ("market.csv", steps), ("grid_bus.csv", 33 * steps)):
+        frame = pd.read_csv(out / table)
+        assert len(frame) == rows, table  # the whole first day, nothing of the second
+        assert frame["time"].str[:10].eq("2016-05-24").all()
+    assert not (out / "summary.json").exists()
 
 
 def test_simulate_command_writes_results_and_rejects_bad_input(tmp_path, capsys):
