@@ -22,7 +22,7 @@ from mosaik_bilevel.highs import SolverOptions
 from mosaik_bilevel.market import ClearingRule, MarketOperator
 from mosaik_bilevel.operation import CommunityOperation, ForecastError
 from mosaik_bilevel.scenarios.run import simulate
-from mosaik_bilevel.scenarios.system import QUIET, add_system, sim_config
+from mosaik_bilevel.scenarios.system import QUIET, add_system, run_world, sim_config
 from mosaik_bilevel.solve import Solver
 
 CYCLE = 6
@@ -195,6 +195,46 @@ def test_hourly_rolling_clearing_in_a_world(tmp_path):
         planned = int(plan["on"][position < (k // CYCLE + 1) * CYCLE].sum())  # this cycle
         so_far = int(done[k - 1]) if k % CYCLE else 0
         assert so_far + planned == 2, k
+
+
+def _run_with_csv_load(tmp_path, name: str, case_folder, loads) -> list[pd.Series]:
+    """Hourly rolling run whose community c0 meets the realised load ``loads`` (mosaik-csv);
+    returns every clearing's exchange schedule."""
+    case = load_case(str(case_folder))
+    times = [t.strftime("%Y-%m-%d %H:%M:%S") for t in case.timeline]
+    path = tmp_path / f"{name}.csv"
+    path.write_text("Realised\nDate,P_load[MW]\n" + "".join(
+        f"{t},{v}\n" for t, v in zip(times, loads, strict=True)))
+    world = mosaik.World({**sim_config("python"), "CSV": {"python": "mosaik_csv:CSV"}},
+                         **QUIET)
+    out = tmp_path / name
+    system = add_system(world, str(case_folder), days=2, out=str(out), load_sigma=0.0,
+                        pv_sigma=0.0, clearing={"interval_h": 1.0})
+    csv = world.start("CSV", sim_start=times[0], datafile=str(path)).Realised.create(1)[0]
+    world.connect(csv, system.communities["c0"], "P_load[MW]")
+    run_world(world, system.until, step=system.step)
+    return [pd.read_csv(f / "exchanges.csv").set_index("time")["p_mw"]
+            for f in sorted((out / "clearings").iterdir())]
+
+
+def test_a_clearing_never_depends_on_later_realised_data(tmp_path):
+    """Two runs whose realised load is the same up to period k and differs after it: every
+    clearing up to k + 1 (which starts from the state measured at the end of k) is the
+    same; later ones see the difference."""
+    pytest.importorskip("mosaik_csv", reason="install the test extras: pip install -e .[test]")
+    case = _case_with_windows(horizons=2, seed=2)
+    save_case(case, tmp_path / "case")
+    forecast = case.communities[0].member_p_mw.sum(axis=1).to_numpy()
+    k = 5
+    changed = forecast.copy()
+    changed[k + 1:] *= 1.5
+    same = _run_with_csv_load(tmp_path, "forecast", tmp_path / "case", forecast)
+    other = _run_with_csv_load(tmp_path, "changed", tmp_path / "case", changed)
+    assert len(same) == len(other) == 2 * CYCLE
+    for j in range(k + 2):
+        pd.testing.assert_series_equal(same[j], other[j], check_exact=False, atol=1e-9)
+    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(same[k + 2:], other[k + 2:],
+                                                                 strict=True))
 
 
 def test_a_failed_clearing_leaves_the_previous_schedule_in_force():
