@@ -94,8 +94,13 @@ def _solve(args) -> int:
 
 
 def _simulate(args) -> int:
+    from loguru import logger
+
     from .scenarios.run import simulate
 
+    # mosaik logs through loguru; on the command line only its warnings and errors show
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
     options = {}
     if args.case == "paper":
         options = {"day": args.day, "step_minutes": args.step_minutes, "days": args.days}
