@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .case import Case
+from .community import state_series
 from .errors import MosaikBilevelError
 from .highs import SolverOptions
 from .results import SolveResult
@@ -203,8 +204,8 @@ class MarketOperator:
         community simulators).
         """
         start = pd.Timestamp(start)
-        state = {"initial_energy_mwh": _series(initial_energy_mwh),
-                 "shiftable_done": _series(shiftable_done),
+        state = {"initial_energy_mwh": state_series(initial_energy_mwh),
+                 "shiftable_done": state_series(shiftable_done),
                  "p_init_mw": self._units_output_before(start),
                  "n_periods": self.n_periods(start)}
         t0 = time.perf_counter()
@@ -270,10 +271,3 @@ class MarketOperator:
                 clearing.p_pv_plant = pv.pivot(index="time", columns="unit", values="p_mw")
             clearing.p_sub = d[d.kind == "upstream"].set_index("time")["p_mw"]
         return clearing
-
-
-def _series(state: dict[str, dict] | None) -> dict[str, pd.Series] | None:
-    """Per-community state (plain dicts) as Series; None when nothing was measured."""
-    if not state:
-        return None
-    return {name: pd.Series(values, dtype=float) for name, values in state.items() if values}

@@ -99,15 +99,19 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         if self.operator.clears_at(ts) and self._cleared_at != time:
             self._cleared_at = time
             start = self.operator.delivery_start(ts)
-            # at the delivery start: measured state; at a gate before it: the planned one
-            energy = "E_batteries[MWh]" if start == ts else "E_batteries_planned[MWh]"
-            state = {"initial_energy_mwh": {}, "shiftable_done": {}}
+            # at the delivery start: the measured state; at a gate before it, the planned
+            # battery energy (the delivery day starts a new shiftable-load cycle)
+            if start == ts:
+                read = {"initial_energy_mwh": "E_batteries[MWh]",
+                        "shiftable_done": "shiftable_done"}
+            else:
+                read = {"initial_energy_mwh": "E_batteries_planned[MWh]"}
+            state = {key: {} for key in read}
             for c in self.case.communities:
                 given = inputs.get(f"{PORT_PREFIX}{c.name}", {})
-                for key, attr in (("initial_energy_mwh", energy),
-                                  ("shiftable_done", "shiftable_done")):
+                for key, attr in read.items():
                     value = single(given.get(attr))
-                    if value is not None and not (key == "shiftable_done" and start != ts):
+                    if value is not None:
                         state[key][c.name] = value
             if self.in_loop:
                 self._start_loop(start, state)

@@ -271,16 +271,16 @@ def test_day_ahead_gate_clears_the_next_day_from_the_planned_state(tmp_path):
     assert pd.read_csv(clearings[1] / "exchanges.csv")["time"].min()[:19] == str(
         case.timeline[CYCLE])
     c = case.communities[0]
-    if len(c.batteries):
-        bat = c.batteries
-        name = bat.index[0]
-        planned = pd.read_csv(tmp_path / "communities__E_batteries_planned_MWh.csv")
-        at_gate = planned[(planned.entity == c.name) & (planned.key == name)
-                          & (pd.to_datetime(planned.time) == gate - pd.Timedelta(hours=1))]
-        second = pd.read_csv(clearings[1] / "batteries.csv").sort_values("time").iloc[0]
-        start = second.e_mwh - case.step_h * (bat.eta_ch.iloc[0] * second.p_ch_mw
-                                              - second.p_dis_mw / bat.eta_dis.iloc[0])
-        assert start == pytest.approx(float(at_gate.value.iloc[0]), abs=1e-6)
+    bat = c.batteries
+    assert len(bat) == 1  # the seed is chosen for a battery
+    name = bat.index[0]
+    planned = pd.read_csv(tmp_path / "communities__E_batteries_planned_MWh.csv")
+    at_gate = planned[(planned.entity == c.name) & (planned.key == name)
+                      & (pd.to_datetime(planned.time) == gate - pd.Timedelta(hours=1))]
+    second = pd.read_csv(clearings[1] / "batteries.csv").sort_values("time").iloc[0]
+    start = second.e_mwh - case.step_h * (bat.eta_ch.iloc[0] * second.p_ch_mw
+                                          - second.p_dis_mw / bat.eta_dis.iloc[0])
+    assert start == pytest.approx(float(at_gate.value.iloc[0]), abs=1e-6)
     # the day-ahead schedule takes over at midnight, not at the gate
     mine = comm[comm.entity == c.name].sort_values("time").reset_index(drop=True)
     first = pd.read_csv(clearings[0] / "exchanges.csv")

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..case import Case
 from ..certificate import Certificate
+from ..community import state_series
 from ..highs import SolverOptions
 from ..miqp import check_miqp_solver
 from ..results import (
@@ -259,8 +260,8 @@ def solve_ldd_admm(
             exact_solver = Solver(case, "exact", pricing, options=solver_options)
             exact = exact_solver.solve(
                 periods[0], n_periods=len(periods), p_init_mw=p_init_mw,
-                initial_energy_mwh=_series(initial_energy_mwh),
-                shiftable_done=_series(shiftable_done))
+                initial_energy_mwh=state_series(initial_energy_mwh),
+                shiftable_done=state_series(shiftable_done))
             scalars, result.deviation = deviation_from_exact(
                 exact_solver, exact, chosen.x, chosen.own_cost, chosen.clearing, coordinator)
             result.extra.update(scalars)
@@ -276,13 +277,6 @@ def _plain(values) -> dict | None:
     if values is None:
         return None
     return {str(k): float(v) for k, v in dict(values).items()}
-
-
-def _series(state: dict | None) -> dict | None:
-    """Per-community plain dicts as Series (what the exact method takes)."""
-    if not state:
-        return None
-    return {n: pd.Series(v, dtype=float) for n, v in state.items() if v is not None}
 
 
 def _check_replies(replies: dict) -> None:
