@@ -34,12 +34,19 @@ class SolveStatus(enum.Enum):
         return self is SolveStatus.OPTIMAL
 
 
+#: HiGHS's heuristics that each solve a sub-MIP.
+SUB_MIP_HEURISTICS = ("mip_heuristic_run_rens", "mip_heuristic_run_rins",
+                      "mip_heuristic_run_root_reduced_cost")
+
+
 @dataclass(frozen=True)
 class SolverOptions:
     """Options passed to HiGHS (``threads`` is fixed once per process by HiGHS itself).
 
     ``mip_allow_restart`` is off by default: on the paper case (four days, 1 h steps) HiGHS's
     root restarts cost 2.4x the total solve time (141 s against 59 s, one run each).
+    ``mip_sub_mip_heuristics`` switches HiGHS's heuristics that solve sub-MIPs (RENS, RINS,
+    root reduced cost); LDD-ADMM's steps turn them off (see ``ADMMOptions``).
     """
 
     mip_rel_gap: float = 1e-4
@@ -51,6 +58,7 @@ class SolverOptions:
     dual_feasibility_tolerance: float = 1e-8
     mip_feasibility_tolerance: float = 1e-7
     mip_allow_restart: bool = False
+    mip_sub_mip_heuristics: bool = True
     log: bool = False
 
     def apply(self, h: highspy.Highs) -> None:
@@ -66,6 +74,8 @@ class SolverOptions:
         h.setOptionValue("dual_feasibility_tolerance", self.dual_feasibility_tolerance)
         h.setOptionValue("mip_feasibility_tolerance", self.mip_feasibility_tolerance)
         h.setOptionValue("mip_allow_restart", bool(self.mip_allow_restart))
+        for name in SUB_MIP_HEURISTICS:
+            h.setOptionValue(name, bool(self.mip_sub_mip_heuristics))
 
 
 @dataclass

@@ -72,6 +72,7 @@ class ADMMOptions:
     stall_factor: float = 3.0
     step_mip_rel_gap: float = 1e-9
     step_mip_abs_gap: float = 1e-10
+    step_sub_mip_heuristics: bool = False
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
 
 
@@ -148,7 +149,8 @@ def solve_ldd_admm(
     # steps must resolve penalties of ρ ε² (~1e-8): tight gaps, cheap with lazy binaries
     step_options = SolverOptions(**{**solver_options.__dict__,
                                     "mip_rel_gap": opts.step_mip_rel_gap,
-                                    "mip_abs_gap": opts.step_mip_abs_gap})
+                                    "mip_abs_gap": opts.step_mip_abs_gap,
+                                    "mip_sub_mip_heuristics": opts.step_sub_mip_heuristics})
     # parallelism is across communities: outside this process each community's HiGHS runs
     # single-threaded (so one worker and two compare like for like)
     agent_options = (SolverOptions(**{**step_options.__dict__, "threads": 1})
