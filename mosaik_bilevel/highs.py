@@ -62,20 +62,25 @@ class SolverOptions:
     log: bool = False
 
     def apply(self, h: highspy.Highs) -> None:
-        h.setOptionValue("output_flag", bool(self.log))
-        h.setOptionValue("mip_rel_gap", float(self.mip_rel_gap))
-        h.setOptionValue("mip_abs_gap", float(self.mip_abs_gap))
+        """Set these options on ``h``; an option HiGHS rejects raises ``ValueError``."""
+        values = {
+            "output_flag": bool(self.log),
+            "mip_rel_gap": float(self.mip_rel_gap),
+            "mip_abs_gap": float(self.mip_abs_gap),
+            "presolve": "on" if self.presolve else "off",
+            "primal_feasibility_tolerance": float(self.primal_feasibility_tolerance),
+            "dual_feasibility_tolerance": float(self.dual_feasibility_tolerance),
+            "mip_feasibility_tolerance": float(self.mip_feasibility_tolerance),
+            "mip_allow_restart": bool(self.mip_allow_restart),
+            **{name: bool(self.mip_sub_mip_heuristics) for name in SUB_MIP_HEURISTICS},
+        }
         if np.isfinite(self.time_limit_s):
-            h.setOptionValue("time_limit", float(self.time_limit_s))
+            values["time_limit"] = float(self.time_limit_s)
         if self.threads is not None:
-            h.setOptionValue("threads", int(self.threads))
-        h.setOptionValue("presolve", "on" if self.presolve else "off")
-        h.setOptionValue("primal_feasibility_tolerance", self.primal_feasibility_tolerance)
-        h.setOptionValue("dual_feasibility_tolerance", self.dual_feasibility_tolerance)
-        h.setOptionValue("mip_feasibility_tolerance", self.mip_feasibility_tolerance)
-        h.setOptionValue("mip_allow_restart", bool(self.mip_allow_restart))
-        for name in SUB_MIP_HEURISTICS:
-            h.setOptionValue(name, bool(self.mip_sub_mip_heuristics))
+            values["threads"] = int(self.threads)
+        for name, value in values.items():
+            if h.setOptionValue(name, value) == highspy.HighsStatus.kError:
+                raise ValueError(f"HiGHS rejects option {name}={value!r}")
 
 
 @dataclass

@@ -78,3 +78,22 @@ def test_model_blocks_label_their_values():
     assert (lo == 0).all()
     frame = v.frame(np.arange(6.0), "p_mw")
     assert frame.loc[("g2", 1), "p_mw"] == 4.0
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_options_reach_highs(on):
+    import highspy
+
+    from mosaik_bilevel.highs import SUB_MIP_HEURISTICS, SolverOptions
+
+    h = highspy.Highs()
+    SolverOptions(mip_rel_gap=1e-7, mip_sub_mip_heuristics=on, time_limit_s=12.0).apply(h)
+
+    def value(name):
+        return h.getOptionValue(name)[1]
+
+    assert value("mip_rel_gap") == 1e-7
+    assert value("time_limit") == 12.0
+    assert [value(name) for name in SUB_MIP_HEURISTICS] == [on] * 3
+    with pytest.raises(ValueError, match="mip_rel_gap"):
+        SolverOptions(mip_rel_gap=-1.0).apply(h)

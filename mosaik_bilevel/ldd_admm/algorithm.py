@@ -58,7 +58,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ADMMOptions:
-    """Settings of LDD-ADMM (units: MW for exchanges, cost per MW² and period for ρ)."""
+    """Settings of LDD-ADMM (units: MW for exchanges, cost per MW² and period for ρ).
+
+    ``step_sub_mip_heuristics`` is off: a step's MILP holds only the few binaries its lazy
+    rounds restore, and HiGHS's sub-MIP heuristics cost far more than its branching there
+    (docs/ldd_admm.md).
+    """
 
     rho: float = 100.0
     eps_abs: float = 1e-5
