@@ -59,6 +59,9 @@ class ACStep:
     loading_violations: int = 0
     ldf_mv_error_pu: float = math.nan
     ldf_lv_error_pu: float = math.nan
+    #: lowest and highest voltage (pu) per level ("mv", "lv") and model ("ac", "ldf": the
+    #: LinDistFlow voltages at the same injections), e.g. ``envelope["lv", "ldf"]``
+    envelope: dict = field(default_factory=dict)
     time_s: float = 0.0
     message: str = ""
 
@@ -81,6 +84,9 @@ class ACStep:
             "loading_violations": int(self.loading_violations),
             "ldf_mv_error_pu": num(self.ldf_mv_error_pu),
             "ldf_lv_error_pu": num(self.ldf_lv_error_pu),
+            **{f"{level}_vm_{how}_{model}_pu": num(values[i])
+               for (level, model), values in self.envelope.items()
+               for i, how in enumerate(("min", "max"))},
             "time_s": float(self.time_s), "message": self.message,
         }
 
@@ -275,13 +281,12 @@ class ACNetwork:
             p_loss_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
             p_sub_mw=float(eg.p_mw.sum()), q_sub_mvar=float(eg.q_mvar.sum()),
             vm_violations=vm_bad, loading_violations=load_bad, time_s=elapsed)
-        step.ldf_mv_error_pu, step.ldf_lv_error_pu = self._ldf_errors(vm_values, feeder_p,
-                                                                      feeder_q)
+        self._compare_ldf(step, vm_values, feeder_p, feeder_q)
         return step
 
-    def _ldf_errors(self, vm: np.ndarray, feeder_p: pd.Series,
-                    feeder_q: pd.Series) -> tuple[float, float]:
-        """Largest |vm_AC − vm_LinDistFlow| on the MV network and on the LV feeders."""
+    def _compare_ldf(self, step: ACStep, vm: np.ndarray, feeder_p: pd.Series,
+                     feeder_q: pd.Series) -> None:
+        """LinDistFlow at the step's injections: its largest error and both envelopes."""
         net, n = self.net, self._n_bus
         # every element is in service: one withdrawal per bus, in the bus table's order
         wp = (np.bincount(self._load_bus, net.load.p_mw.to_numpy(), n)
@@ -293,13 +298,20 @@ class ACNetwork:
         np.add.at(p_mv, self._feeder_mv_pos, feeder_p.to_numpy())
         np.add.at(q_mv, self._feeder_mv_pos, feeder_q.to_numpy())
         vm_mv = vm[self._mv_pos]
-        mv_err = float(np.abs(ldf_voltages(mv, p_mv, q_mv, vm_mv[0]) - vm_mv).max())
-        lv_err = 0.0
+        ldf_mv = ldf_voltages(mv, p_mv, q_mv, vm_mv[0])
+        step.ldf_mv_error_pu = float(np.abs(ldf_mv - vm_mv).max())
+        step.envelope["mv", "ac"] = (float(vm_mv.min()), float(vm_mv.max()))
+        step.envelope["mv", "ldf"] = (float(ldf_mv.min()), float(ldf_mv.max()))
+        if not self.case.communities:
+            return
+        ac_lv, ldf_lv = [], []
         for c, pos in zip(self.case.communities, self._lv_pos, strict=True):
-            vm_ac = vm[pos]
-            lv_err = max(lv_err, float(np.abs(
-                ldf_voltages(self._lv[c.name], wp[pos], wq[pos], vm_ac[0]) - vm_ac).max()))
-        return mv_err, (lv_err if self.case.communities else math.nan)
+            ac_lv.append(vm[pos])
+            ldf_lv.append(ldf_voltages(self._lv[c.name], wp[pos], wq[pos], vm[pos][0]))
+        ac_lv, ldf_lv = np.concatenate(ac_lv), np.concatenate(ldf_lv)
+        step.ldf_lv_error_pu = float(np.abs(ldf_lv - ac_lv).max())
+        step.envelope["lv", "ac"] = (float(ac_lv.min()), float(ac_lv.max()))
+        step.envelope["lv", "ldf"] = (float(ldf_lv.min()), float(ldf_lv.max()))
 
 
 def ldf_voltages(network: RadialNetwork, p_mw: np.ndarray, q_mvar: np.ndarray,

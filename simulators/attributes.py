@@ -143,6 +143,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
        "largest |Vm AC − Vm LinDistFlow| on the MV network at the step's injections"),
     _A("grid", "Grid", "ldf_error_lv[pu]", "pu", "", "out",
        "the same on the LV feeders, each from its measured root voltage"),
+    *(_A("grid", "Grid", f"vm_{level}_{how}{suffix}[pu]", "pu", "", "out",
+         f"{'lowest' if how == 'min' else 'highest'} {level.upper()} voltage"
+         + (", LinDistFlow at the step's injections" if suffix else ", AC"))
+      for suffix in ("", "_ldf") for level in ("mv", "lv") for how in ("min", "max")),
     _A("grid", "Grid", "pf_time[s]", "s", "", "out", "wall time of the power flow"),
     _A("grid", "Feeder", "P_lv[MW]", "MW", "consumer positive", "in",
        "the community's net withdrawal per LV bus (dict by LV bus)"),

@@ -80,6 +80,9 @@ class GridSimulator(mosaik_api_v3.Simulator):
                      "pf_time[s]": "time_s"}
             if attr in names:
                 return summary[names[attr]]
+            if attr.startswith(("vm_mv_", "vm_lv_")):  # vm_<level>_<min|max>[_ldf][pu]
+                level, how, *ldf = attr[:-len("[pu]")].split("_")[1:]
+                return summary.get(f"{level}_vm_{how}_{'ldf' if ldf else 'ac'}_pu")
             if attr == "loading_max[%]":
                 values = [v for v in (summary["line_loading_max_percent"],
                                       summary["trafo_loading_max_percent"]) if v is not None]

@@ -169,6 +169,20 @@ def test_ac_network_agrees_with_pandapower_run_directly(case_name):
     assert step.p_loss_mw == pytest.approx(loss, abs=1e-8)
     # LinDistFlow is an approximation: close to AC, but not equal
     assert 0 < step.ldf_mv_error_pu < 0.02 and 0 < step.ldf_lv_error_pu < 0.02
+    # the envelopes: AC from pandapower's own voltages; LinDistFlow within its error of them
+    names = direct.bus.name
+    lv = np.concatenate([direct.res_bus.vm_pu[names.str.startswith(f"{c.name}/", na=False)]
+                         .to_numpy() for c in case.communities])
+    ac_env = {"mv": direct.res_bus.vm_pu.loc[mv].to_numpy(), "lv": lv}
+    for level, values in ac_env.items():
+        assert step.envelope[level, "ac"] == pytest.approx((values.min(), values.max()),
+                                                           abs=1e-8)
+        error = step.ldf_mv_error_pu if level == "mv" else step.ldf_lv_error_pu
+        assert np.abs(np.subtract(step.envelope[level, "ldf"], step.envelope[level, "ac"])
+                      ).max() <= error + 1e-12
+    summary = step.summary()
+    assert summary["lv_vm_min_ac_pu"] == step.envelope["lv", "ac"][0]
+    assert summary["mv_vm_max_ldf_pu"] == step.envelope["mv", "ldf"][1]
 
 
 def test_ldf_voltages_match_the_closed_form_for_one_withdrawal():
