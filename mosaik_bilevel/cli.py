@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -68,6 +69,14 @@ def _solve(args) -> int:
             result = Solver(case, method, args.pricing, options=options).solve(args.start)
         except CertificateError as exc:
             result = exc.result
+    if args.ac and result.exchanges is not None:
+        from .validation import ac_summary, validate_dispatch
+
+        t0 = time.perf_counter()
+        result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch,
+                                      options=options)
+        result.extra["ac"] = ac_summary(result.ac)
+        result.times_s["ac_validation"] = time.perf_counter() - t0
     out = Path(args.out)
     result.write(out)
     summary = result.summary()
@@ -85,6 +94,11 @@ def _solve(args) -> int:
         if cert is not None:
             print(f"  certificate     {'passed' if cert['passed'] else 'FAILED'} "
                   f"(relative error {cert['relative_error']:.2g})")
+        ac = summary.get("ac")
+        if ac:
+            print(f"  AC validation   {ac['steps']} periods, {ac['not_converged']} not "
+                  f"converged, vm {ac['vm_min_pu']:.4f}..{ac['vm_max_pu']:.4f} pu, "
+                  f"{ac['steps_with_vm_violation']} with a voltage violation")
         times = summary["times_s"]
         if times.get("solve") is not None:
             print(f"  solve time      {times['solve']:.3g} s")
@@ -196,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "quadratic penalty instead of HiGHS with tangents")
     p.add_argument("--compare-exact", action="store_true",
                    help="ldd-admm: also solve exactly and report the deviation")
+    p.add_argument("--no-ac", dest="ac", action="store_false",
+                   help="skip the AC validation of the dispatch (ac.csv)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_solve)
 

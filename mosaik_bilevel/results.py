@@ -21,7 +21,7 @@ from .formulation import Formulation
 from .linear import ModelSize
 
 TABLES = ("exchanges", "dlmp", "mv_dispatch", "batteries", "rooftop_pv", "shiftable",
-          "mv_voltage", "periods", "residuals", "deviation")
+          "mv_voltage", "periods", "residuals", "deviation", "ac")
 
 
 @dataclass
@@ -58,6 +58,7 @@ class SolveResult:
     periods_table: pd.DataFrame | None = None
     residuals: pd.DataFrame | None = None
     deviation: pd.DataFrame | None = None
+    ac: pd.DataFrame | None = None  # AC validation per period (see :mod:`.validation`)
 
     @property
     def ok(self) -> bool:

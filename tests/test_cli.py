@@ -39,6 +39,14 @@ def test_solve_writes_summary_and_tables(tmp_path):
     for name in ("mv_dispatch", "batteries", "rooftop_pv", "shiftable", "mv_voltage",
                  "periods"):
         assert (out / f"{name}.csv").exists()
+    ac = pd.read_csv(out / "ac.csv")
+    assert len(ac) == 3 and ac["converged"].all()
+    assert summary["ac"]["steps"] == 3 and summary["ac"]["vm_min_pu"] == pytest.approx(
+        min(ac["mv_vm_min_ac_pu"].min(), ac["lv_vm_min_ac_pu"].min()))
+    assert "AC validation   3 periods, 0 not converged" in proc.stdout
+    proc = run("solve", "--case", "tiny", "--out", str(tmp_path / "no_ac"), "--no-ac",
+               "--quiet")
+    assert proc.returncode == 0 and not (tmp_path / "no_ac" / "ac.csv").exists()
 
 
 def test_reference_methods_from_the_command_line(tmp_path):
