@@ -314,6 +314,22 @@ class ACNetwork:
         step.envelope["lv", "ldf"] = (float(ldf_lv.min()), float(ldf_lv.max()))
 
 
+def voltage_bands(case: Case) -> dict:
+    """The widest voltage band per level: ``{"mv_vm_band_pu": [lo, hi], "lv_vm_band_pu": ...}``
+    (buses without limits of their own take the defaults the AC check uses)."""
+    levels = {"mv": ([case.mv_network], MV_VM_MIN_PU, MV_VM_MAX_PU),
+              "lv": ([c.lv_network for c in case.communities], LV_VM_MIN_PU, LV_VM_MAX_PU)}
+    out = {}
+    for level, (networks, lo, hi) in levels.items():
+        if networks:
+            low = np.concatenate([np.where(np.isnan(n.vm_min_pu), lo, n.vm_min_pu)
+                                  for n in networks])
+            high = np.concatenate([np.where(np.isnan(n.vm_max_pu), hi, n.vm_max_pu)
+                                   for n in networks])
+            out[f"{level}_vm_band_pu"] = [float(low.min()), float(high.max())]
+    return out
+
+
 def ldf_voltages(network: RadialNetwork, p_mw: np.ndarray, q_mvar: np.ndarray,
                  vm_root_pu: float) -> np.ndarray:
     """LinDistFlow voltage magnitudes (aligned with ``network.buses``) at given withdrawals.

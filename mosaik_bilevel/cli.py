@@ -70,12 +70,13 @@ def _solve(args) -> int:
         except CertificateError as exc:
             result = exc.result
     if args.ac and result.exchanges is not None:
+        from .ac import voltage_bands
         from .validation import ac_summary, validate_dispatch
 
         t0 = time.perf_counter()
         result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch,
                                       options=options)
-        result.extra["ac"] = ac_summary(result.ac)
+        result.extra["ac"] = {**ac_summary(result.ac), **voltage_bands(case)}
         result.times_s["ac_validation"] = time.perf_counter() - t0
     out = Path(args.out)
     result.write(out)
@@ -172,6 +173,19 @@ def _clearing_rule(args) -> dict | None:
     return {"lead_h": (24.0 - gate_h) % 24.0}
 
 
+def _report(args) -> int:
+    from .report import write_report
+
+    report = write_report(args.folder, args.out)
+    if not args.quiet:
+        print(f"report of {args.folder}: {len(report.figures)} figures "
+              f"({', '.join(report.figures)}), {report.seconds:.3g} s")
+        for stem, why in report.omitted.items():
+            print(f"  not shown: {stem} ({why})")
+        print(f"  written to      {report.path}")
+    return 0
+
+
 def _export(args) -> int:
     case = _case(args)
     path = save_case(case, args.out)
@@ -246,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "horizon, 24 h)")
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("report", help="an HTML report (figures as PNG) of an output folder")
+    p.add_argument("folder", help="output folder of solve, simulate or experiments")
+    p.add_argument("--out", default=None, help="report folder (default: FOLDER/report)")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(run=_report)
 
     p = sub.add_parser("export-case", help="write a case as a case folder")
     _add_case_arguments(p)

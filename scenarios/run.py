@@ -45,7 +45,8 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
         run_world(world, system.until, step=system.step, progress=progress)
     finally:
         wall = time.perf_counter() - t1
-        summary = summarize(out, method=method, pricing=pricing, setup_s=t_setup, run_s=wall)
+        summary = summarize(out, method=method, pricing=pricing, setup_s=t_setup, run_s=wall,
+                            **(system.vm_bands or {}))
         (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
 

@@ -20,6 +20,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 
+from mosaik_bilevel.ac import voltage_bands
 from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
 from mosaik_bilevel.market import ClearingRule
@@ -80,6 +81,7 @@ class System:
     until: int = 0
     step: int = 0
     case_name: str = ""
+    vm_bands: dict | None = None  # the case's voltage band per level (for reports)
 
 
 def add_system(world, case: str = "paper", case_options: dict | None = None, *,
@@ -181,7 +183,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     system = System(communities=communities, market=market, ports=ports, grid=grid_entity,
                     feeders=feeders, buses=buses,
                     until=round(days * the_case.horizon_h * 3600 / time_resolution),
-                    step=step, case_name=the_case.name)
+                    step=step, case_name=the_case.name, vm_bands=voltage_bands(the_case))
     if out is not None:
         rsim = world.start(RECORDER[0], sim_id="record", out=str(out),
                            start=the_case.timeline[0].isoformat(), step=step,
