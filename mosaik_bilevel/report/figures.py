@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .data import RunData
 
@@ -223,9 +224,9 @@ def admm_residuals(run: RunData) -> Figure | None:
         r = run.residuals[label]
         it = r["iteration"]
         name = label if len(labels) <= 8 else None
-        (line,) = axes[0].semilogy(it, r["primal_residual"], lw=1.2, label=name)
+        (line,) = axes[0].semilogy(it, _positive(r["primal_residual"]), lw=1.2, label=name)
         axes[0].semilogy(it, r["eps_primal"], lw=0.8, ls=":", color=line.get_color())
-        axes[1].semilogy(it, r["dual_residual"], lw=1.2, color=line.get_color())
+        axes[1].semilogy(it, _positive(r["dual_residual"]), lw=1.2, color=line.get_color())
         axes[1].semilogy(it, r["eps_dual"], lw=0.8, ls=":", color=line.get_color())
         axes[2].semilogy(it, r["rho"], lw=1.2, color=line.get_color())
     for ax, title, unit in ((axes[0], "primal residual ‖x − z‖", "MW"),
@@ -233,12 +234,19 @@ def admm_residuals(run: RunData) -> Figure | None:
                             (axes[2], "penalty ρ", "cost units/MW²")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(unit)
     axes[0].plot([], [], color="grey", ls=":", label="tolerance")
     axes[0].legend(fontsize=7)
     fig.suptitle("LDD-ADMM convergence" + (f" ({len(labels)} clearings)" if len(labels) > 1
                                            else ""))
     return fig
+
+
+def _positive(values: pd.Series) -> np.ndarray:
+    """Values for a log axis: zeros (an unchanged iterate) left out of the line."""
+    v = values.to_numpy(dtype=float)
+    return np.where(v > 1e-12 * max(np.nanmax(np.abs(v), initial=0.0), 1e-300), v, np.nan)
 
 
 def _bus_key(bus):
