@@ -186,6 +186,37 @@ def _report(args) -> int:
     return 0
 
 
+def _experiments(args) -> int:
+    from .experiments import run_experiments
+    from .report import write_report
+
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    exp = run_experiments(args.case, args.out, days=args.days, day_list=args.day,
+                          step_minutes=args.step_minutes, workers=args.workers,
+                          max_iterations=args.max_iterations,
+                          options=SolverOptions(mip_rel_gap=args.mip_gap), progress=say)
+    write_report(args.out)
+    if not args.quiet:
+        for row in exp.tables["deviation_by_day"].itertuples():
+            print(f"{row.day} ({row.why}): LDD-ADMM {row.status} in {row.iterations} "
+                  f"iterations, average relative deviation cost "
+                  f"{row.average_relative_deviation_cost:.3g}, exchanges "
+                  f"{row.average_relative_deviation_exchange:.3g}; {row.periods_deviating} "
+                  f"of {row.periods} periods deviate ({row.deviating_with_pv_at_limit} with "
+                  f"utility PV at its limit)")
+        for row in exp.tables["follower_cost_by_day"].itertuples():
+            print(f"{row.day}: follower cost bilevel {row.follower_cost_bilevel:.6g}, "
+                  f"integrated {row.follower_cost_integrated:.6g} "
+                  f"({row.relative_difference:+.2%})")
+        for row in exp.tables["hpr"].itertuples():
+            print(f"{row.day}: hpr exchanges met: {row.exchanges_met}; follower cost hpr "
+                  f"dispatch {row.follower_cost_hpr_dispatch:.6g}, bilevel "
+                  f"{row.follower_cost_bilevel:.6g}")
+        print(f"  {exp.seconds:.3g} s; written to {args.out} (report: "
+              f"{Path(args.out) / 'report' / 'report.html'})")
+    return 0
+
+
 def _export(args) -> int:
     case = _case(args)
     path = save_case(case, args.out)
@@ -260,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "horizon, 24 h)")
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("experiments", help="the paper's three findings as tables and figures")
+    p.add_argument("case", help="paper (days picked by utility PV), tiny, random or a folder")
+    p.add_argument("--days", type=int, default=2,
+                   help="paper: number of days (sunniest and darkest of May 2016, alternating)")
+    p.add_argument("--day", action="append", default=None,
+                   help="paper: a given day instead (repeatable)")
+    p.add_argument("--step-minutes", type=int, default=60, help="paper: 60 or 15")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=1, help="LDD-ADMM worker processes")
+    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+                   help="LDD-ADMM iteration cap")
+    p.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(run=_experiments)
 
     p = sub.add_parser("report", help="an HTML report (figures as PNG) of an output folder")
     p.add_argument("folder", help="output folder of solve, simulate or experiments")

@@ -252,3 +252,17 @@ def paper_case(day: str = DEFAULT_DAY, *, days: int = 1, step_minutes: int = 60,
         battery_wear_per_mwh=BATTERY_WEAR_PER_MWH, curtailment_per_mwh=CURTAILMENT_PER_MWH,
         polygon_sides=8, horizon_h=24.0, notes=notes, source="paper")
     return case.validate()
+
+
+def utility_pv_by_day(first: str = "2016-05-01", last: str = "2016-05-31") -> pd.Series:
+    """Energy the utility-scale PV plants could produce per day (MWh), ``first``..``last``.
+
+    Used to pick days of abundant and of scarce PV (e.g. by ``mosaik-bilevel experiments``).
+    """
+    res = sb.annual_profiles("RESProfile.csv", sorted({p for *_, p, _c in PV_PLANTS}))
+    mw = sum(peak * res[prof].clip(0.0, 1.0) for _n, _b, peak, prof, _c in PV_PLANTS)
+    step_h = sb.STEP_MIN / 60.0
+    daily = (mw * step_h).groupby(mw.index.normalize()).sum()
+    daily.index = daily.index.strftime("%Y-%m-%d")
+    daily.name = "utility_pv_mwh"
+    return daily.loc[first:last]

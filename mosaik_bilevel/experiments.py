@@ -1,0 +1,335 @@
+"""The paper's three findings on our case: ``mosaik-bilevel experiments paper --days N``.
+
+Per day, four solves of one horizon (``dlmp`` pricing): the exact bilevel method, LDD-ADMM
+(compared with the exact method period by period), the integrated optimum and the
+feasibility-based relaxation ``hpr``. Then:
+
+1. **exact vs LDD-ADMM**: the per-period relative deviation of the leader's cost and of the
+   exchanges (definitions: docs/ldd_admm.md), its average, and which periods deviate, beside
+   the scarcity of the cheap resource: utility PV at its limit (all it could produce is
+   used) and a degenerate DLMP (the bilevel price differs from the follower LP's own dual);
+2. **what the leader's decisions cost the MV side**: the follower's cost under the bilevel
+   solution against under the integrated optimum, per period and in total;
+3. **hpr vs bilevel**: whether the relaxation's exchanges are met by the follower (its LP at
+   those exchanges), the follower's cost of the relaxation's own dispatch and of its best
+   response, against the bilevel solution.
+
+For the paper case, days are picked by the energy the utility PV plants could produce
+(:func:`~mosaik_bilevel.cases.paper.utility_pv_by_day`, May 2016): the sunniest day, then
+the darkest, alternating, so that both abundant and scarce PV are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .case_io import load_case
+from .highs import SolverOptions
+from .results import SolveResult, json_float
+
+#: A period deviates when its relative deviation (cost or exchange) exceeds this.
+DEVIATES = 1e-3
+#: Utility PV is at its limit when it produces within this of what it could (MW).
+AT_LIMIT_MW = 1e-6
+
+
+@dataclass
+class DayRuns:
+    """One day's four solves."""
+
+    day: str
+    label: str  # why the day was chosen
+    exact: SolveResult
+    admm: SolveResult
+    integrated: SolveResult
+    hpr: SolveResult
+
+
+@dataclass
+class Experiments:
+    """What ``experiments`` wrote: its tables (also on disk) and the runs."""
+
+    out: Path
+    days: list[DayRuns] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def pick_days(n: int, first: str = "2016-05-01", last: str = "2016-05-31") -> list[tuple]:
+    """``n`` paper days alternating the sunniest and the darkest (utility PV energy)."""
+    from .cases.paper import utility_pv_by_day
+
+    energy = utility_pv_by_day(first, last).sort_values()
+    sunny, dark = list(energy.index[::-1]), list(energy.index)
+    picked: list[tuple] = []
+    while len(picked) < n:
+        source, label = (sunny, "abundant PV") if len(picked) % 2 == 0 else (dark, "scarce PV")
+        day = next(d for d in source if d not in [p[0] for p in picked])
+        picked.append((day, f"{label} ({energy[day]:.1f} MWh of utility PV available)"))
+    return picked
+
+
+def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None = None,
+                    step_minutes: int = 60, workers: int = 1, max_iterations: int = 100,
+                    options: SolverOptions | None = None, progress=None) -> Experiments:
+    """Run the three findings (see the module docstring) and write them to ``out``."""
+    from .ldd_admm import ADMMOptions, solve_ldd_admm
+    from .solve import Solver
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _msg: None)
+    if case == "paper":
+        chosen = ([(d, "given") for d in day_list] if day_list else pick_days(days))
+    else:
+        chosen = [(None, "the case's first horizon")]
+    exp = Experiments(out)
+    for day, label in chosen:
+        the_case = (load_case("paper", day=day, step_minutes=step_minutes) if day
+                    else load_case(case))
+        name = day or the_case.timeline[0].strftime("%Y-%m-%d")
+        runs = {}
+        for method in ("exact", "integrated", "hpr"):
+            say(f"{name}: {method}")
+            runs[method] = Solver(the_case, method, "dlmp", options=options).solve()
+        say(f"{name}: ldd-admm")
+        runs["admm"] = solve_ldd_admm(
+            the_case, "dlmp", backend="sequential" if workers <= 1 else "process",
+            workers=workers, options=ADMMOptions(max_iterations=max_iterations),
+            solver_options=options, compare_exact=True)
+        for key, result in runs.items():
+            result.write(out / name / ("ldd_admm" if key == "admm" else key))
+        exp.days.append(DayRuns(name, label, runs["exact"], runs["admm"], runs["integrated"],
+                                runs["hpr"]))
+    exp.tables = {"deviation": deviation_table(exp.days),
+                  "deviation_by_day": deviation_by_day(exp.days),
+                  "follower_cost": follower_cost_table(exp.days),
+                  "follower_cost_by_day": follower_cost_by_day(exp.days),
+                  "hpr": hpr_table(exp.days)}
+    for name, table in exp.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    for stem, draw in (("deviation", _deviation_figure), ("follower_cost", _follower_figure),
+                       ("hpr", _hpr_figure)):
+        draw(exp).savefig(out / f"{stem}.png", dpi=110)
+    exp.seconds = time.perf_counter() - t0
+    summary = {"case": case, "days": [{"day": d.day, "why": d.label} for d in exp.days],
+               "seconds": exp.seconds,
+               **{k: _records(v) for k, v in exp.tables.items() if k.endswith("by_day")},
+               "hpr": _records(exp.tables["hpr"])}
+    (out / "experiments.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    return exp
+
+
+# -- finding 1: exact vs LDD-ADMM -------------------------------------------------------------
+def scarcity(result: SolveResult) -> pd.DataFrame:
+    """Per period: utility PV at its limit, a degenerate DLMP, the marginal resource."""
+    per = result.periods_table[["time"]].copy()
+    per["time"] = pd.to_datetime(per["time"])
+    disp = result.mv_dispatch
+    pv = disp[disp["kind"] == "pv"].assign(time=lambda d: pd.to_datetime(d["time"]))
+    if len(pv):
+        short = (pv["available_mw"] - pv["p_mw"]).groupby(pv["time"]).max()
+        avail = pv.groupby("time")["available_mw"].sum()
+        per["pv_at_limit"] = per["time"].map((short <= AT_LIMIT_MW) & (avail > AT_LIMIT_MW)
+                                             ).fillna(False).astype(bool)
+    else:
+        per["pv_at_limit"] = False
+    table = result.periods_table
+    per["degenerate_dlmp"] = (table["price_differs_from_lp"].astype(bool).to_numpy()
+                              if "price_differs_from_lp" in table else False)
+    per["marginal_resource"] = (table["marginal_resource"].to_numpy()
+                                if "marginal_resource" in table else "")
+    return per
+
+
+def deviation_table(days: list[DayRuns]) -> pd.DataFrame:
+    parts = []
+    for d in days:
+        dev = d.admm.deviation.copy()
+        dev["time"] = pd.to_datetime(dev["time"])
+        marks = scarcity(d.exact).drop(columns="marginal_resource")
+        dev = dev.merge(marks, on="time", how="left")
+        dev["deviates"] = ((dev["relative_deviation_cost"] > DEVIATES)
+                           | (dev["relative_deviation_exchange"] > DEVIATES))
+        dev.insert(0, "day", d.day)
+        parts.append(dev)
+    return pd.concat(parts, ignore_index=True)
+
+
+def deviation_by_day(days: list[DayRuns]) -> pd.DataFrame:
+    table = deviation_table(days)
+    rows = []
+    for d in days:
+        t = table[table["day"] == d.day]
+        dev = t[t["deviates"]]
+        e = d.admm.extra
+        rows.append({
+            "day": d.day, "why": d.label, "status": d.admm.status,
+            "iterations": e.get("iterations"),
+            "average_relative_deviation_cost": e.get("average_relative_deviation_cost"),
+            "average_relative_deviation_exchange": e.get("average_relative_deviation_exchange"),
+            "average_relative_deviation_cost_nearest": e.get(
+                "average_relative_deviation_cost_nearest"),
+            "deviation_leader_cost": e.get("deviation_leader_cost"),
+            "periods": len(t), "periods_deviating": len(dev),
+            "deviating_with_pv_at_limit": int(dev["pv_at_limit"].sum()),
+            "deviating_with_degenerate_dlmp": int(dev["degenerate_dlmp"].sum()),
+            "periods_pv_at_limit": int(t["pv_at_limit"].sum()),
+            "periods_degenerate_dlmp": int(t["degenerate_dlmp"].sum()),
+            "deviating_hours": ", ".join(pd.to_datetime(dev["time"]).dt.strftime("%H:%M")),
+            "ldd_admm_s": d.admm.times_s.get("total"),
+            "exact_s": d.exact.times_s.get("total")})
+    return pd.DataFrame(rows)
+
+
+# -- finding 2: the follower's cost, bilevel vs integrated ------------------------------------
+def follower_cost_by_period(result: SolveResult) -> pd.Series:
+    """The follower's cost per period from its dispatch (cost of every MV source)."""
+    d = result.mv_dispatch
+    cost = d["p_mw"] * d["cost_per_mwh"] * result.step_h
+    return cost.groupby(pd.to_datetime(d["time"])).sum()
+
+
+def follower_cost_table(days: list[DayRuns]) -> pd.DataFrame:
+    parts = []
+    for d in days:
+        bi, opt = follower_cost_by_period(d.exact), follower_cost_by_period(d.integrated)
+        parts.append(pd.DataFrame({
+            "day": d.day, "time": bi.index, "follower_cost_bilevel": bi.to_numpy(),
+            "follower_cost_integrated": opt.reindex(bi.index).to_numpy(),
+            "difference": (bi - opt.reindex(bi.index)).to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def follower_cost_by_day(days: list[DayRuns]) -> pd.DataFrame:
+    rows = []
+    for d in days:
+        b, i = d.exact, d.integrated
+        rows.append({"day": d.day, "why": d.label,
+                     "follower_cost_bilevel": b.follower_cost,
+                     "follower_cost_integrated": i.follower_cost,
+                     "difference": b.follower_cost - i.follower_cost,
+                     "relative_difference": (b.follower_cost - i.follower_cost)
+                     / abs(i.follower_cost),
+                     "system_cost_bilevel": b.system_cost,
+                     "system_cost_integrated": i.system_cost,
+                     "leader_cost_bilevel": b.leader_cost,
+                     "leader_cost_integrated": i.leader_cost})
+    return pd.DataFrame(rows)
+
+
+# -- finding 3: hpr vs bilevel ----------------------------------------------------------------
+def _exchange_energy(result: SolveResult) -> tuple[float, float, np.ndarray]:
+    ex = result.exchanges
+    p = ex.pivot(index="time", columns="community", values="p_mw").to_numpy()
+    return (float(np.clip(p, 0, None).sum() * result.step_h),
+            float(-np.clip(p, None, 0).sum() * result.step_h), p)
+
+
+def hpr_table(days: list[DayRuns]) -> pd.DataFrame:
+    rows = []
+    for d in days:
+        h, b = d.hpr, d.exact
+        h_imp, h_exp, hp = _exchange_energy(h)
+        b_imp, b_exp, bp = _exchange_energy(b)
+        rows.append({
+            "day": d.day, "why": d.label,
+            "exchanges_met": h.extra.get("follower_status_at_exchanges") == "optimal",
+            "follower_status_at_hpr_exchanges": h.extra.get("follower_status_at_exchanges"),
+            "follower_cost_hpr_dispatch": h.follower_cost,
+            "follower_cost_at_hpr_exchanges": h.extra.get("follower_cost_at_best_response"),
+            "follower_cost_bilevel": b.follower_cost,
+            "leader_cost_hpr": h.leader_cost, "leader_cost_bilevel": b.leader_cost,
+            "import_mwh_hpr": h_imp, "import_mwh_bilevel": b_imp,
+            "export_mwh_hpr": h_exp, "export_mwh_bilevel": b_exp,
+            "max_exchange_difference_mw": float(np.abs(hp - bp).max())})
+    return pd.DataFrame(rows)
+
+
+# -- figures ----------------------------------------------------------------------------------
+def _day_axes(exp: Experiments, title: str, height: float = 3.0):
+    fig = Figure(figsize=(10.0, height * len(exp.days)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(exp.days), 1, squeeze=False)).ravel()
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _deviation_figure(exp: Experiments) -> Figure:
+    table = exp.tables["deviation"]
+    fig, axes = _day_axes(exp, "Exact vs LDD-ADMM: relative deviation per period")
+    for ax, d in zip(axes, exp.days, strict=True):
+        t = table[table["day"] == d.day]
+        hours = pd.to_datetime(t["time"]).dt.hour + pd.to_datetime(t["time"]).dt.minute / 60
+        width = 0.4 * exp.days[0].exact.step_h
+        for h, at in zip(hours, t["pv_at_limit"], strict=True):
+            if at:
+                ax.axvspan(h, h + exp.days[0].exact.step_h, color="#f2b134", alpha=0.25, lw=0)
+        ax.bar(hours, t["relative_deviation_cost"], width=width, align="edge",
+               label="leader's cost", color="#4c72b0")
+        ax.bar(hours + width, t["relative_deviation_exchange"], width=width, align="edge",
+               label="exchanges", color="#dd8452")
+        degenerate = hours[t["degenerate_dlmp"].to_numpy()]
+        ax.plot(degenerate + width, np.zeros(len(degenerate)), "kv", ms=6,
+                label="degenerate DLMP")
+        ax.axvspan(0, 0, color="#f2b134", alpha=0.25, label="utility PV at its limit")
+        ax.set_xlim(0, 24)
+        ax.set_xlabel("hour of the day")
+        ax.set_ylabel("relative deviation (–)")
+        ax.set_title(f"{d.day}: {d.label}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _follower_figure(exp: Experiments) -> Figure:
+    table = exp.tables["follower_cost"]
+    fig, axes = _day_axes(exp, "The follower's cost: bilevel solution vs integrated optimum")
+    for ax, d in zip(axes, exp.days, strict=True):
+        t = table[table["day"] == d.day]
+        hours = pd.to_datetime(t["time"]).dt.hour + pd.to_datetime(t["time"]).dt.minute / 60
+        ax.step(hours, t["follower_cost_bilevel"], where="post", label="bilevel",
+                color="#c44e52")
+        ax.step(hours, t["follower_cost_integrated"], where="post", ls="--",
+                label="integrated optimum", color="#4c72b0")
+        ax.set_xlim(0, 24)
+        ax.set_xlabel("hour of the day")
+        ax.set_ylabel("follower's cost (cost units per period)")
+        ax.set_title(f"{d.day}: {d.label}; day total bilevel {d.exact.follower_cost:.1f}, "
+                     f"integrated {d.integrated.follower_cost:.1f}", fontsize=10)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _hpr_figure(exp: Experiments) -> Figure:
+    fig, axes = _day_axes(exp, "hpr (relaxation) vs bilevel: total exchange per period")
+    for ax, d in zip(axes, exp.days, strict=True):
+        for result, label, style in ((d.exact, "bilevel", {}), (d.hpr, "hpr", {"ls": "--"})):
+            ex = result.exchanges
+            total = ex.groupby(pd.to_datetime(ex["time"]))["p_mw"].sum()
+            hours = total.index.hour + total.index.minute / 60
+            ax.step(hours, total.to_numpy(), where="post", label=label, **style)
+        ax.axhline(0.0, color="grey", lw=0.6)
+        ax.set_xlim(0, 24)
+        ax.set_xlabel("hour of the day")
+        ax.set_ylabel("Σ exchanges (MW, import +)")
+        ax.set_title(f"{d.day}: follower cost bilevel {d.exact.follower_cost:.1f}, hpr "
+                     f"dispatch {d.hpr.follower_cost:.1f}, best response at hpr exchanges "
+                     f"{d.hpr.extra.get('follower_cost_at_best_response', float('nan')):.1f}",
+                     fontsize=10)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    out = []
+    for row in table.to_dict("records"):
+        out.append({k: (json_float(v) if isinstance(v, float) else
+                        (v.item() if hasattr(v, "item") else v)) for k, v in row.items()})
+    return out
