@@ -84,6 +84,9 @@ CHOICES = pd.DataFrame([
     ("battery wear / curtailment cost", "2 / 1 per MWh", "break ties"),
     ("voltage bands", "MV 0.90–1.10 pu (case33bw), LV 0.90–1.10 pu (EN 50160)", ""),
     ("seed", str(SEED), "every draw above"),
+    ("experiment days", "the sunniest and the darkest day of May 2016 by utility-PV energy, "
+     "alternating (2016-05-24: 28.5 MWh, 2016-05-07: 6.8 MWh)",
+     "abundant and scarce cheap PV (mosaik-bilevel experiments)"),
 ], columns=["item", "value", "note"])
 
 
