@@ -187,6 +187,8 @@ def _report(args) -> int:
 
 
 def _experiments(args) -> int:
+    import pandas as pd
+
     from .experiments import run_experiments
     from .report import write_report
 
@@ -197,11 +199,14 @@ def _experiments(args) -> int:
                           options=SolverOptions(mip_rel_gap=args.mip_gap), progress=say)
     write_report(args.out)
     if not args.quiet:
+        def g(v):
+            return "n/a" if v is None or pd.isna(v) else f"{v:.3g}"
+
         for row in exp.tables["deviation_by_day"].itertuples():
             print(f"{row.day} ({row.why}): LDD-ADMM {row.status} in {row.iterations} "
                   f"iterations, average relative deviation cost "
-                  f"{row.average_relative_deviation_cost:.3g}, exchanges "
-                  f"{row.average_relative_deviation_exchange:.3g}; {row.periods_deviating} "
+                  f"{g(row.average_relative_deviation_cost)}, exchanges "
+                  f"{g(row.average_relative_deviation_exchange)}; {row.periods_deviating} "
                   f"of {row.periods} periods deviate ({row.deviating_with_pv_at_limit} with "
                   f"utility PV at its limit)")
         for row in exp.tables["follower_cost_by_day"].itertuples():

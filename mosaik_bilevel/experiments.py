@@ -153,7 +153,12 @@ def scarcity(result: SolveResult) -> pd.DataFrame:
 def deviation_table(days: list[DayRuns]) -> pd.DataFrame:
     parts = []
     for d in days:
-        dev = d.admm.deviation.copy()
+        if d.admm.deviation is None:  # LDD-ADMM found no iterate to compare: say so per period
+            dev = pd.DataFrame({"time": d.exact.periods_table["time"],
+                                "relative_deviation_cost": np.nan,
+                                "relative_deviation_exchange": np.nan})
+        else:
+            dev = d.admm.deviation.copy()
         dev["time"] = pd.to_datetime(dev["time"])
         marks = scarcity(d.exact).drop(columns="marginal_resource")
         dev = dev.merge(marks, on="time", how="left")

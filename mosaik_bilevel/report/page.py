@@ -27,7 +27,8 @@ MISSING = {
     "battery_energy": "no battery table (LDD-ADMM keeps device schedules private, or the "
                       "case has no batteries)",
     "mv_dispatch": "no MV dispatch table",
-    "voltages": "no AC validation in this folder (solve without --no-ac writes ac.csv)",
+    "voltages": "no AC voltage envelopes in this folder (solve writes ac.csv unless --no-ac; "
+                "simulate writes them to grid.csv)",
     "violations": "no AC validation in this folder",
     "admm": "not an LDD-ADMM run",
 }
