@@ -5,7 +5,9 @@ Per day, four solves of one horizon (``dlmp`` pricing): the exact bilevel method
 feasibility-based relaxation ``hpr``. Then:
 
 1. **exact vs LDD-ADMM**: the per-period relative deviation of the leader's cost and of the
-   exchanges (definitions: docs/ldd_admm.md), its average, and which periods deviate, beside
+   exchanges (definitions: docs/ldd_admm.md), its average, and which periods deviate (by more
+   than 1e-3 from the nearest exact optimum; from the exact solver's own solution, which
+   also counts ties between equally good solutions, in a second column), beside
    the scarcity of the cheap resource: utility PV at its limit (all it could produce is
    used) and a degenerate DLMP (the bilevel price differs from the follower LP's own dual);
 2. **what the leader's decisions cost the MV side**: the follower's cost under the bilevel
@@ -162,8 +164,14 @@ def deviation_table(days: list[DayRuns]) -> pd.DataFrame:
         dev["time"] = pd.to_datetime(dev["time"])
         marks = scarcity(d.exact).drop(columns="marginal_resource")
         dev = dev.merge(marks, on="time", how="left")
-        dev["deviates"] = ((dev["relative_deviation_cost"] > DEVIATES)
-                           | (dev["relative_deviation_exchange"] > DEVIATES))
+        dev["deviates_from_solver"] = ((dev["relative_deviation_cost"] > DEVIATES)
+                                       | (dev["relative_deviation_exchange"] > DEVIATES))
+        # the method's own deviation is the one from the nearest exact optimum (ties aside)
+        nearest = ("relative_deviation_cost_nearest", "relative_deviation_exchange_nearest")
+        if all(c in dev for c in nearest):
+            dev["deviates"] = (dev[nearest[0]] > DEVIATES) | (dev[nearest[1]] > DEVIATES)
+        else:
+            dev["deviates"] = dev["deviates_from_solver"]
         dev.insert(0, "day", d.day)
         parts.append(dev)
     return pd.concat(parts, ignore_index=True)
@@ -184,7 +192,10 @@ def deviation_by_day(days: list[DayRuns]) -> pd.DataFrame:
             "average_relative_deviation_cost_nearest": e.get(
                 "average_relative_deviation_cost_nearest"),
             "deviation_leader_cost": e.get("deviation_leader_cost"),
+            "average_relative_deviation_exchange_nearest": e.get(
+                "average_relative_deviation_exchange_nearest"),
             "periods": len(t), "periods_deviating": len(dev),
+            "periods_deviating_from_solver": int(t["deviates_from_solver"].sum()),
             "deviating_with_pv_at_limit": int(dev["pv_at_limit"].sum()),
             "deviating_with_degenerate_dlmp": int(dev["degenerate_dlmp"].sum()),
             "periods_pv_at_limit": int(t["pv_at_limit"].sum()),
@@ -269,7 +280,8 @@ def _day_axes(exp: Experiments, title: str, height: float = 3.0):
 
 def _deviation_figure(exp: Experiments) -> Figure:
     table = exp.tables["deviation"]
-    fig, axes = _day_axes(exp, "Exact vs LDD-ADMM: relative deviation per period")
+    fig, axes = _day_axes(exp, "Exact vs LDD-ADMM: relative deviation per period, from the "
+                               "nearest exact optimum")
     for ax, d in zip(axes, exp.days, strict=True):
         t = table[table["day"] == d.day]
         hours = pd.to_datetime(t["time"]).dt.hour + pd.to_datetime(t["time"]).dt.minute / 60
@@ -277,17 +289,21 @@ def _deviation_figure(exp: Experiments) -> Figure:
         for h, at in zip(hours, t["pv_at_limit"], strict=True):
             if at:
                 ax.axvspan(h, h + exp.days[0].exact.step_h, color="#f2b134", alpha=0.25, lw=0)
-        ax.bar(hours, t["relative_deviation_cost"], width=width, align="edge",
+        suffix = "_nearest" if "relative_deviation_cost_nearest" in t else ""
+        ax.bar(hours, t[f"relative_deviation_cost{suffix}"], width=width, align="edge",
                label="leader's cost", color="#4c72b0")
-        ax.bar(hours + width, t["relative_deviation_exchange"], width=width, align="edge",
-               label="exchanges", color="#dd8452")
+        ax.bar(hours + width, t[f"relative_deviation_exchange{suffix}"], width=width,
+               align="edge", label="exchanges", color="#dd8452")
+        ax.axhline(DEVIATES, color="grey", lw=0.8, ls=":", label=f"{DEVIATES:g} (deviates)")
         degenerate = hours[t["degenerate_dlmp"].to_numpy()]
         ax.plot(degenerate + width, np.zeros(len(degenerate)), "kv", ms=6,
                 label="degenerate DLMP")
         ax.axvspan(0, 0, color="#f2b134", alpha=0.25, label="utility PV at its limit")
+        ax.set_yscale("log", nonpositive="mask")
+        ax.set_ylim(1e-7, 1.0)
         ax.set_xlim(0, 24)
         ax.set_xlabel("hour of the day")
-        ax.set_ylabel("relative deviation (–)")
+        ax.set_ylabel("relative deviation (–, log)")
         ax.set_title(f"{d.day}: {d.label}", fontsize=10)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
