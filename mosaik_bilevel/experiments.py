@@ -271,6 +271,15 @@ def hpr_table(days: list[DayRuns]) -> pd.DataFrame:
 
 
 # -- figures ----------------------------------------------------------------------------------
+def _hours(times, values):
+    """Step-plot data over the hours of the day, the last period drawn to its end."""
+    t = pd.DatetimeIndex(pd.to_datetime(times))
+    hours = (t.hour + t.minute / 60).to_numpy(dtype=float)
+    step = hours[1] - hours[0] if len(hours) > 1 else 1.0
+    values = np.asarray(values, dtype=float)
+    return np.append(hours, hours[-1] + step), np.append(values, values[-1])
+
+
 def _day_axes(exp: Experiments, title: str, height: float = 3.0):
     fig = Figure(figsize=(10.0, height * len(exp.days)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(exp.days), 1, squeeze=False)).ravel()
@@ -314,10 +323,9 @@ def _follower_figure(exp: Experiments) -> Figure:
     fig, axes = _day_axes(exp, "The follower's cost: bilevel solution vs integrated optimum")
     for ax, d in zip(axes, exp.days, strict=True):
         t = table[table["day"] == d.day]
-        hours = pd.to_datetime(t["time"]).dt.hour + pd.to_datetime(t["time"]).dt.minute / 60
-        ax.step(hours, t["follower_cost_bilevel"], where="post", label="bilevel",
-                color="#c44e52")
-        ax.step(hours, t["follower_cost_integrated"], where="post", ls="--",
+        ax.step(*_hours(t["time"], t["follower_cost_bilevel"]), where="post",
+                label="bilevel", color="#c44e52")
+        ax.step(*_hours(t["time"], t["follower_cost_integrated"]), where="post", ls="--",
                 label="integrated optimum", color="#4c72b0")
         ax.set_xlim(0, 24)
         ax.set_xlabel("hour of the day")
@@ -334,8 +342,8 @@ def _hpr_figure(exp: Experiments) -> Figure:
         for result, label, style in ((d.exact, "bilevel", {}), (d.hpr, "hpr", {"ls": "--"})):
             ex = result.exchanges
             total = ex.groupby(pd.to_datetime(ex["time"]))["p_mw"].sum()
-            hours = total.index.hour + total.index.minute / 60
-            ax.step(hours, total.to_numpy(), where="post", label=label, **style)
+            ax.step(*_hours(total.index, total.to_numpy()), where="post", label=label,
+                    **style)
         ax.axhline(0.0, color="grey", lw=0.6)
         ax.set_xlim(0, 24)
         ax.set_xlabel("hour of the day")
