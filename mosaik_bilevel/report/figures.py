@@ -84,11 +84,9 @@ def dlmp_heatmap(run: RunData) -> Figure | None:
         return None
     grid = d.pivot_table(index="bus", columns="time", values="dlmp_per_mwh", aggfunc="first")
     grid = grid.reindex(sorted(grid.index, key=_bus_key))
-    t = _time(grid.columns)
     fig = _figure(10.0, min(6.0, 0.12 * len(grid) + 2.2))
     ax = fig.subplots()
-    step = (t[1] - t[0]) if len(t) > 1 else pd.Timedelta(hours=run.step_h)
-    edges = np.append(t.to_numpy(), (t[-1] + step).to_datetime64())
+    edges = _periods(grid.columns, step_h=run.step_h)[0]
     mesh = ax.pcolormesh(edges, np.arange(len(grid) + 1), grid.to_numpy(dtype=float),
                          cmap="viridis", shading="flat")
     ax.set_yticks(np.arange(len(grid)) + 0.5, [str(b) for b in grid.index],
