@@ -197,6 +197,9 @@ def _experiments(args) -> int:
                           step_minutes=args.step_minutes, workers=args.workers,
                           max_iterations=args.max_iterations,
                           options=SolverOptions(mip_rel_gap=args.mip_gap), progress=say)
+    for day in exp.days:  # a report per run, linked from the findings' report
+        for run in ("exact", "ldd_admm", "integrated", "hpr"):
+            write_report(Path(args.out) / day.day / run)
     write_report(args.out)
     if not args.quiet:
         def g(v):

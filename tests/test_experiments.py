@@ -73,3 +73,21 @@ def test_paper_days_are_the_sunniest_and_darkest():
                   * case.step_h)
     assert built == pytest.approx(energy[day], rel=1e-9)
     assert np.isfinite(energy).all() and len(energy) == 31
+
+
+def test_report_of_the_experiments_shows_the_findings(tiny_experiments):
+    import re
+
+    from mosaik_bilevel.report import write_report
+
+    exp, out = tiny_experiments
+    report = write_report(out)
+    assert report.figures == ["deviation", "follower_cost", "hpr"] and not report.omitted
+    page = report.path.read_text()
+    for name in ("deviation_by_day", "follower_cost_by_day", "hpr"):
+        assert f'<table class="{name}">' in page
+    block = re.search(r'<table class="follower_cost_by_day">(.*?)</table>', page, re.S)[1]
+    shown = re.findall(r'data-col="follower_cost_bilevel">([^<]*)<', block)
+    assert [float(v) for v in shown] == pytest.approx(
+        list(exp.tables["follower_cost_by_day"]["follower_cost_bilevel"]), rel=1e-5)
+    assert (report.path.parent / "deviation.png").exists()

@@ -24,6 +24,11 @@ COST_COLUMNS = ("run", "method", "pricing", "start", "status", "leader_cost",
                 "solve_s", "iterations")
 
 
+#: Tables and figures ``mosaik-bilevel experiments`` writes beside its runs.
+FINDING_TABLES = ("deviation_by_day", "follower_cost_by_day", "hpr")
+FINDING_FIGURES = ("deviation", "follower_cost", "hpr")
+
+
 class ReportInputError(MosaikBilevelError):
     """The folder holds no output the report can read."""
 
@@ -66,6 +71,11 @@ class RunData:
     costs: pd.DataFrame | None = None
     days: pd.DataFrame | None = None
     step_h: float = 1.0
+    #: experiments' findings (collection of ``mosaik-bilevel experiments``): tables by name,
+    #: figures as files, and the runs below with a report of their own
+    findings: dict[str, pd.DataFrame] = field(default_factory=dict)
+    finding_figures: list[Path] = field(default_factory=list)
+    runs: list[Path] = field(default_factory=list)
 
 
 def read_run(folder) -> RunData:
@@ -85,6 +95,16 @@ def read_run(folder) -> RunData:
                                f"or below it")
     data = RunData(folder, "collection", {"runs": [str(r.relative_to(folder)) for r in runs]})
     data.costs = _costs_below(folder)
+    data.runs = runs
+    experiments = _json(folder / "experiments.json")
+    if experiments is not None:
+        data.summary.update(experiments=experiments)
+        for name in FINDING_TABLES:
+            table = _csv(folder / f"{name}.csv")
+            if table is not None:
+                data.findings[name] = table
+        data.finding_figures = [folder / f"{stem}.png" for stem in FINDING_FIGURES
+                                if (folder / f"{stem}.png").exists()]
     return data
 
 

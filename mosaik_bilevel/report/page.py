@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,20 @@ MISSING = {
                 "simulate writes them to grid.csv)",
     "violations": "no AC validation in this folder",
     "admm": "not an LDD-ADMM run",
+}
+
+FINDING_TITLES = {
+    "deviation_by_day": "Finding 1: exact vs LDD-ADMM, per day",
+    "follower_cost_by_day": "Finding 2: the follower's cost, bilevel vs integrated optimum",
+    "hpr": "Finding 3: the relaxation (hpr) vs the bilevel solution",
+}
+FINDING_CAPTIONS = {
+    "deviation": "Relative deviation of LDD-ADMM from the nearest exact optimum per period "
+                 "(leader's cost, exchanges); shaded: utility PV at its limit; triangles: "
+                 "degenerate DLMP.",
+    "follower_cost": "The follower's cost per period under the bilevel solution and under "
+                     "the integrated optimum.",
+    "hpr": "Total exchange per period: bilevel solution vs the relaxation hpr.",
 }
 
 STYLE = """
@@ -61,10 +77,17 @@ def write_report(folder, out=None) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out / "report.html")
     sections = []
+    for path in run.finding_figures:
+        shutil.copyfile(path, out / path.name)
+        report.figures.append(path.stem)
+        caption = FINDING_CAPTIONS.get(path.stem, path.stem)
+        sections.append(f'<figure><img src="{path.name}" alt="{html.escape(caption)}">'
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     for stem, (draw, caption) in FIGURES.items():
         fig = draw(run)
         if fig is None:
-            report.omitted[stem] = MISSING[stem]
+            if run.kind != "collection":
+                report.omitted[stem] = MISSING[stem]
             continue
         fig.savefig(out / f"{stem}.png", dpi=110)
         report.figures.append(stem)
@@ -72,9 +95,18 @@ def write_report(folder, out=None) -> Report:
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     body = [f"<h1>{html.escape(_title(run))}</h1>"]
     body += _key_figures(run)
+    for name, table in run.findings.items():
+        body += [f"<h2>{html.escape(FINDING_TITLES.get(name, name))}</h2>",
+                 _table(table, name)]
     if run.costs is not None and len(run.costs):
         body += ["<h2>Costs</h2>", _table(run.costs, "costs", columns=list(COST_COLUMNS))]
-    body += ["<h2>Figures</h2>", *sections]
+    if sections:
+        body += ["<h2>Figures</h2>", *sections]
+    links = [r for r in run.runs if (r / "report" / "report.html").exists()]
+    if links:
+        body += ["<h2>Reports of the runs</h2><ul>"] + [
+            f'<li><a href="{html.escape(os.path.relpath(r / "report" / "report.html", out))}">'
+            f"{html.escape(str(r.relative_to(run.folder)))}</a></li>" for r in links] + ["</ul>"]
     if report.omitted:
         body += ["<h2>Not shown</h2><ul>"] + [
             f"<li>{stem}: {html.escape(why)}</li>" for stem, why in report.omitted.items()
@@ -95,6 +127,9 @@ def _title(run: RunData) -> str:
         days = s.get("days") or [{}]
         return (f"Simulation, {s.get('method')}/{s.get('pricing')}, {len(days)} day(s) from "
                 f"{days[0].get('day')}")
+    if "experiments" in s:
+        days = ", ".join(d["day"] for d in s["experiments"].get("days", []))
+        return f"Experiments on {s['experiments'].get('case')}: {days}"
     return f"Runs in {run.folder.name}"
 
 
@@ -117,7 +152,11 @@ def _key_figures(run: RunData) -> list[str]:
         if run.days is not None:
             out += ["<h2>Per day</h2>", _table(run.days, "days")]
         return out
-    return ["<p>Runs found: " + ", ".join(html.escape(r) for r in s.get("runs", [])) + "</p>"]
+    out = []
+    for d in (s.get("experiments") or {}).get("days", []):
+        out.append(f"<p>{html.escape(d['day'])}: {html.escape(d['why'])}</p>")
+    found = ", ".join(html.escape(r) for r in s.get("runs", []))
+    return [*out, f"<p>Runs found: {found}</p>"]
 
 
 def _fmt(v) -> str:
