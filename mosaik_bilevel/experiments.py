@@ -118,15 +118,13 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
                   "hpr": hpr_table(exp.days)}
     for name, table in exp.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
-    for stem, draw in (("deviation", _deviation_figure), ("follower_cost", _follower_figure),
-                       ("hpr", _hpr_figure)):
-        draw(exp).savefig(out / f"{stem}.png", dpi=110)
     exp.seconds = time.perf_counter() - t0
     summary = {"case": case, "days": [{"day": d.day, "why": d.label} for d in exp.days],
                "seconds": exp.seconds,
                **{k: _records(v) for k, v in exp.tables.items() if k.endswith("by_day")},
                "hpr": _records(exp.tables["hpr"])}
     (out / "experiments.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    draw_findings(out)
     return exp
 
 
@@ -270,88 +268,117 @@ def hpr_table(days: list[DayRuns]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# -- figures ----------------------------------------------------------------------------------
-def _hours(times, values):
+# -- figures (drawn from the files written, so they can be redrawn: draw_findings) ----------
+def draw_findings(out) -> list[str]:
+    """Draw the findings' figures from an experiments folder; returns the files written."""
+    out = Path(out)
+    info = json.loads((out / "experiments.json").read_text())
+    days = [(d["day"], d["why"]) for d in info["days"]]
+    tables = {name: pd.read_csv(out / f"{name}.csv", parse_dates=["time"])
+              for name in ("deviation", "follower_cost")}
+    by_day = {name: pd.read_csv(out / f"{name}.csv").set_index("day")
+              for name in ("follower_cost_by_day", "hpr")}
+    exchanges = {(day, run): pd.read_csv(out / day / run / "exchanges.csv",
+                                         parse_dates=["time"])
+                 for day, _ in days for run in ("exact", "hpr")}
+    written = []
+    for stem, draw in (("deviation", _deviation_figure), ("follower_cost", _follower_figure),
+                       ("hpr", _hpr_figure)):
+        fig = draw(days, tables, by_day, exchanges)
+        fig.savefig(out / f"{stem}.png", dpi=110)
+        written.append(f"{stem}.png")
+    return written
+
+
+def _day_axes(days, title: str, height: float = 3.0):
+    fig = Figure(figsize=(10.0, height * len(days)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(days), 1, squeeze=False)).ravel()
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _hour(times: pd.Series) -> np.ndarray:
+    t = pd.to_datetime(times)
+    return (t.dt.hour + t.dt.minute / 60).to_numpy(dtype=float)
+
+
+def _deviation_figure(days, tables, by_day, exchanges) -> Figure:
+    table = tables["deviation"]
+    fig, axes = _day_axes(days, "Exact vs LDD-ADMM: relative deviation per period, from the "
+                                "nearest exact optimum")
+    for ax, (day, why) in zip(axes, days, strict=True):
+        t = table[table["day"] == day]
+        hours = _hour(t["time"])
+        step = hours[1] - hours[0] if len(hours) > 1 else 1.0
+        width = 0.4 * step
+        ax.set_yscale("log", nonpositive="clip")
+        for h, at in zip(hours, t["pv_at_limit"].astype(bool), strict=True):
+            if at:
+                ax.axvspan(h, h + step, color="#f2b134", alpha=0.25, lw=0)
+        suffix = "_nearest" if "relative_deviation_cost_nearest" in t else ""
+        floor = 1e-7
+        for offset, col, label, color in ((0.0, "cost", "leader's cost", "#4c72b0"),
+                                          (width, "exchange", "exchanges", "#dd8452")):
+            v = np.maximum(t[f"relative_deviation_{col}{suffix}"].to_numpy(float), floor)
+            ax.bar(hours + offset, v - floor, bottom=floor, width=width, align="edge",
+                   label=label, color=color)
+        degenerate = hours[t["degenerate_dlmp"].astype(bool).to_numpy()]
+        ax.plot(degenerate + width, np.full(len(degenerate), 2 * floor), "kv", ms=6,
+                label="degenerate DLMP")
+        ax.axhline(DEVIATES, color="grey", lw=0.8, ls=":", label=f"{DEVIATES:g} (deviates)")
+        ax.axvspan(0, 0, color="#f2b134", alpha=0.25, label="utility PV at its limit")
+        ax.set_ylim(floor, 1.0)
+        ax.set_xlim(0, 24)
+        ax.set_xlabel("hour of the day")
+        ax.set_ylabel("relative deviation (–, log)")
+        ax.set_title(f"{day}: {why}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _steps(times, values):
     """Step-plot data over the hours of the day, the last period drawn to its end."""
-    t = pd.DatetimeIndex(pd.to_datetime(times))
-    hours = (t.hour + t.minute / 60).to_numpy(dtype=float)
+    hours = _hour(pd.Series(times))
     step = hours[1] - hours[0] if len(hours) > 1 else 1.0
     values = np.asarray(values, dtype=float)
     return np.append(hours, hours[-1] + step), np.append(values, values[-1])
 
 
-def _day_axes(exp: Experiments, title: str, height: float = 3.0):
-    fig = Figure(figsize=(10.0, height * len(exp.days)), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(len(exp.days), 1, squeeze=False)).ravel()
-    fig.suptitle(title)
-    return fig, axes
-
-
-def _deviation_figure(exp: Experiments) -> Figure:
-    table = exp.tables["deviation"]
-    fig, axes = _day_axes(exp, "Exact vs LDD-ADMM: relative deviation per period, from the "
-                               "nearest exact optimum")
-    for ax, d in zip(axes, exp.days, strict=True):
-        t = table[table["day"] == d.day]
-        hours = pd.to_datetime(t["time"]).dt.hour + pd.to_datetime(t["time"]).dt.minute / 60
-        width = 0.4 * exp.days[0].exact.step_h
-        for h, at in zip(hours, t["pv_at_limit"], strict=True):
-            if at:
-                ax.axvspan(h, h + exp.days[0].exact.step_h, color="#f2b134", alpha=0.25, lw=0)
-        suffix = "_nearest" if "relative_deviation_cost_nearest" in t else ""
-        ax.bar(hours, t[f"relative_deviation_cost{suffix}"], width=width, align="edge",
-               label="leader's cost", color="#4c72b0")
-        ax.bar(hours + width, t[f"relative_deviation_exchange{suffix}"], width=width,
-               align="edge", label="exchanges", color="#dd8452")
-        ax.axhline(DEVIATES, color="grey", lw=0.8, ls=":", label=f"{DEVIATES:g} (deviates)")
-        degenerate = hours[t["degenerate_dlmp"].to_numpy()]
-        ax.plot(degenerate + width, np.zeros(len(degenerate)), "kv", ms=6,
-                label="degenerate DLMP")
-        ax.axvspan(0, 0, color="#f2b134", alpha=0.25, label="utility PV at its limit")
-        ax.set_yscale("log", nonpositive="mask")
-        ax.set_ylim(1e-7, 1.0)
-        ax.set_xlim(0, 24)
-        ax.set_xlabel("hour of the day")
-        ax.set_ylabel("relative deviation (–, log)")
-        ax.set_title(f"{d.day}: {d.label}", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def _follower_figure(exp: Experiments) -> Figure:
-    table = exp.tables["follower_cost"]
-    fig, axes = _day_axes(exp, "The follower's cost: bilevel solution vs integrated optimum")
-    for ax, d in zip(axes, exp.days, strict=True):
-        t = table[table["day"] == d.day]
-        ax.step(*_hours(t["time"], t["follower_cost_bilevel"]), where="post",
+def _follower_figure(days, tables, by_day, exchanges) -> Figure:
+    table = tables["follower_cost"]
+    fig, axes = _day_axes(days, "The follower's cost: bilevel solution vs integrated optimum")
+    for ax, (day, why) in zip(axes, days, strict=True):
+        t = table[table["day"] == day]
+        row = by_day["follower_cost_by_day"].loc[day]
+        ax.step(*_steps(t["time"], t["follower_cost_bilevel"]), where="post",
                 label="bilevel", color="#c44e52")
-        ax.step(*_hours(t["time"], t["follower_cost_integrated"]), where="post", ls="--",
+        ax.step(*_steps(t["time"], t["follower_cost_integrated"]), where="post", ls="--",
                 label="integrated optimum", color="#4c72b0")
         ax.set_xlim(0, 24)
         ax.set_xlabel("hour of the day")
         ax.set_ylabel("follower's cost (cost units per period)")
-        ax.set_title(f"{d.day}: {d.label}; day total bilevel {d.exact.follower_cost:.1f}, "
-                     f"integrated {d.integrated.follower_cost:.1f}", fontsize=10)
+        ax.set_title(f"{day}: {why}; day total bilevel {row.follower_cost_bilevel:.1f}, "
+                     f"integrated {row.follower_cost_integrated:.1f}", fontsize=10)
         ax.legend(fontsize=8)
     return fig
 
 
-def _hpr_figure(exp: Experiments) -> Figure:
-    fig, axes = _day_axes(exp, "hpr (relaxation) vs bilevel: total exchange per period")
-    for ax, d in zip(axes, exp.days, strict=True):
-        for result, label, style in ((d.exact, "bilevel", {}), (d.hpr, "hpr", {"ls": "--"})):
-            ex = result.exchanges
-            total = ex.groupby(pd.to_datetime(ex["time"]))["p_mw"].sum()
-            ax.step(*_hours(total.index, total.to_numpy()), where="post", label=label,
+def _hpr_figure(days, tables, by_day, exchanges) -> Figure:
+    fig, axes = _day_axes(days, "hpr (relaxation) vs bilevel: total exchange per period")
+    for ax, (day, _why) in zip(axes, days, strict=True):
+        row = by_day["hpr"].loc[day]
+        for run, label, style in (("exact", "bilevel", {}), ("hpr", "hpr", {"ls": "--"})):
+            ex = exchanges[day, run]
+            total = ex.groupby("time")["p_mw"].sum()
+            ax.step(*_steps(total.index, total.to_numpy()), where="post", label=label,
                     **style)
         ax.axhline(0.0, color="grey", lw=0.6)
         ax.set_xlim(0, 24)
         ax.set_xlabel("hour of the day")
         ax.set_ylabel("Σ exchanges (MW, import +)")
-        ax.set_title(f"{d.day}: follower cost bilevel {d.exact.follower_cost:.1f}, hpr "
-                     f"dispatch {d.hpr.follower_cost:.1f}, best response at hpr exchanges "
-                     f"{d.hpr.extra.get('follower_cost_at_best_response', float('nan')):.1f}",
-                     fontsize=10)
+        ax.set_title(f"{day}: follower cost bilevel {row.follower_cost_bilevel:.1f}, hpr "
+                     f"dispatch {row.follower_cost_hpr_dispatch:.1f}, best response at hpr "
+                     f"exchanges {row.follower_cost_at_hpr_exchanges:.1f}", fontsize=10)
         ax.legend(fontsize=8)
     return fig
 
