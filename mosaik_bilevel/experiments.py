@@ -111,8 +111,9 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
             result.write(out / name / ("ldd_admm" if key == "admm" else key))
         exp.days.append(DayRuns(name, label, runs["exact"], runs["admm"], runs["integrated"],
                                 runs["hpr"]))
-    exp.tables = {"deviation": deviation_table(exp.days),
-                  "deviation_by_day": deviation_by_day(exp.days),
+    deviation = deviation_table(exp.days)
+    exp.tables = {"deviation": deviation,
+                  "deviation_by_day": deviation_by_day(exp.days, deviation),
                   "follower_cost": follower_cost_table(exp.days),
                   "follower_cost_by_day": follower_cost_by_day(exp.days),
                   "hpr": hpr_table(exp.days)}
@@ -130,7 +131,7 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
 
 # -- finding 1: exact vs LDD-ADMM -------------------------------------------------------------
 def scarcity(result: SolveResult) -> pd.DataFrame:
-    """Per period: utility PV at its limit, a degenerate DLMP, the marginal resource."""
+    """Per period: utility PV at its limit and a degenerate DLMP."""
     per = result.periods_table[["time"]].copy()
     per["time"] = pd.to_datetime(per["time"])
     disp = result.mv_dispatch
@@ -145,8 +146,6 @@ def scarcity(result: SolveResult) -> pd.DataFrame:
     table = result.periods_table
     per["degenerate_dlmp"] = (table["price_differs_from_lp"].astype(bool).to_numpy()
                               if "price_differs_from_lp" in table else False)
-    per["marginal_resource"] = (table["marginal_resource"].to_numpy()
-                                if "marginal_resource" in table else "")
     return per
 
 
@@ -160,8 +159,7 @@ def deviation_table(days: list[DayRuns]) -> pd.DataFrame:
         else:
             dev = d.admm.deviation.copy()
         dev["time"] = pd.to_datetime(dev["time"])
-        marks = scarcity(d.exact).drop(columns="marginal_resource")
-        dev = dev.merge(marks, on="time", how="left")
+        dev = dev.merge(scarcity(d.exact), on="time", how="left")
         dev["deviates_from_solver"] = ((dev["relative_deviation_cost"] > DEVIATES)
                                        | (dev["relative_deviation_exchange"] > DEVIATES))
         # the method's own deviation is the one from the nearest exact optimum (ties aside)
@@ -175,8 +173,9 @@ def deviation_table(days: list[DayRuns]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def deviation_by_day(days: list[DayRuns]) -> pd.DataFrame:
-    table = deviation_table(days)
+def deviation_by_day(days: list[DayRuns], table: pd.DataFrame) -> pd.DataFrame:
+    """Per day: LDD-ADMM's averages and its deviating periods (``table``: the
+    :func:`deviation_table` of ``days``)."""
     rows = []
     for d in days:
         t = table[table["day"] == d.day]
