@@ -56,10 +56,16 @@ def _timed(cls, name: str, label: str, capture=None):
 
 
 def _capture_grid(sim) -> None:
-    """The load vector of the step just run (for the bare loop)."""
+    """The load vector of the step just run (for the bare loop); a line per simulated day."""
     GRID["net"] = sim.ac.net
     GRID_STEPS.append(sim.ac.net.load[["p_mw", "q_mvar"]].to_numpy().copy())
     GRID.setdefault("sgen", []).append(sim.ac.net.sgen[["p_mw", "q_mvar"]].to_numpy().copy())
+    per_day = GRID.get("steps_per_day")
+    if per_day and len(GRID_STEPS) % per_day == 0:
+        parts = {k: round(BUSY[k], 1) for k in ("market", "communities", "grid", "recorder")}
+        elapsed = time.perf_counter() - GRID["t0"]
+        print(f"day {len(GRID_STEPS) // per_day} simulated: {elapsed:.0f} s since start, "
+              f"busy s {parts}", flush=True)
 
 
 def instrument() -> None:
@@ -101,6 +107,7 @@ def main() -> None:
     parser.add_argument("--step-minutes", type=int, default=15)
     parser.add_argument("--method", default="exact", choices=["exact", "ldd-admm"])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", help="keep the simulation's results here (default: discard)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     instrument()
@@ -108,8 +115,10 @@ def main() -> None:
     if args.method == "ldd-admm":
         admm = {"workers": args.workers,
                 "backend": "sequential" if args.workers <= 1 else "process"}
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
+    GRID["steps_per_day"] = 24 * 60 // args.step_minutes
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or scratch
+        t0 = GRID["t0"] = time.perf_counter()
         summary = simulate("paper", {"day": args.day, "days": args.days,
                                      "step_minutes": args.step_minutes},
                            days=args.days, method=args.method, out=out, admm=admm)

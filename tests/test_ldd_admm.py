@@ -159,6 +159,46 @@ def test_penalty_step_is_within_its_error_bound_of_the_exact_quadratic(centre, l
         assert abs(x_pwl - x_star) <= step
 
 
+def test_a_step_stopped_by_its_time_limit_returns_its_incumbent_within_its_bound():
+    """A market-split step (hard for branch and bound) against its brute-force optimum.
+
+    min ρ/2 ‖A b − d‖² over binaries b (20 of them: 2^20 points enumerated): stopped after
+    0.3 s (HiGHS needs about 2 s to prove it), the step returns its incumbent with the
+    status ``time_limit``, and its bound covers the MILP's remaining gap, so
+    F(x̃) ≤ F(x*) + bound holds against the true optimum.
+    """
+    from mosaik_bilevel.lazy import LazyBinaries
+    from mosaik_bilevel.ldd_admm.step import PenalizedStep, PenaltySpec
+
+    m, n, rho = 3, 20, 100.0
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 100, size=(m, n)) / 100.0
+    d = np.floor(a.sum(axis=1) * 50.0) / 100.0
+    model = LinearModel("market split")
+    b = model.add_variables("b", (np.arange(n),), 0.0, 1.0, integer=True)
+    x = model.add_variables("x", (np.arange(m),), -float(n), float(n))
+    rows = model.add_constraints("split", (np.arange(m),), "==", d)
+    model.add_terms(rows.ids[:, None], b.ids[None, :], a)
+    model.add_terms(rows.ids, x.ids, -1.0)
+    none = np.zeros(0, dtype=np.int64)
+    step = PenalizedStep(model, x.ids, PenaltySpec(),
+                         SolverOptions(mip_rel_gap=1e-9, mip_abs_gap=1e-10, time_limit_s=0.3),
+                         LazyBinaries(z=np.zeros((0, 3), dtype=np.int64), on=none, beta=none),
+                         span_mw=2.0 * n)
+    result = step.solve(np.zeros(m), rho)
+    assert result.status == "time_limit"
+    assert result.x is not None
+    sums = np.zeros((1, m))  # A b over every b, built one binary at a time
+    for i in range(n):
+        sums = np.vstack([sums, sums + a[:, i]])
+    optimum = rho / 2 * float(np.min(np.sum((sums - d) ** 2, axis=1)))
+    found = rho / 2 * float(np.sum((a @ np.round(result.x[b.ids]) - d) ** 2))
+    assert found == pytest.approx(rho / 2 * float(np.sum(result.x[x.ids] ** 2)), abs=1e-9)
+    assert optimum <= found <= optimum + result.bound + 1e-9
+    # the bound is the unproven gap, not only the tangents' (ρ h²/8 per coordinate)
+    assert result.bound > m * rho * PenaltySpec().step_mw ** 2
+
+
 @pytest.mark.parametrize("u", [0.0, 1e-6, 3.3e-5, -7.7e-5, 0.0123, -0.4, 1.7])
 def test_both_penalty_forms_are_the_same_tangent_envelope(u):
     """Fix x: each form's minimal penalty is max over tangent points d of d·u − d²/2."""

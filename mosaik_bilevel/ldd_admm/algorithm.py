@@ -78,6 +78,7 @@ class ADMMOptions:
     step_mip_rel_gap: float = 1e-9
     step_mip_abs_gap: float = 1e-10
     step_sub_mip_heuristics: bool = False
+    step_time_limit_s: float = 30.0
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
 
 
@@ -155,7 +156,9 @@ def solve_ldd_admm(
     step_options = SolverOptions(**{**solver_options.__dict__,
                                     "mip_rel_gap": opts.step_mip_rel_gap,
                                     "mip_abs_gap": opts.step_mip_abs_gap,
-                                    "mip_sub_mip_heuristics": opts.step_sub_mip_heuristics})
+                                    "mip_sub_mip_heuristics": opts.step_sub_mip_heuristics,
+                                    "time_limit_s": min(opts.step_time_limit_s,
+                                                        solver_options.time_limit_s)})
     # parallelism is across communities: outside this process each community's HiGHS runs
     # single-threaded (so one worker and two compare like for like)
     agent_options = (SolverOptions(**{**step_options.__dict__, "threads": 1})
@@ -230,6 +233,8 @@ def solve_ldd_admm(
                 "community_bound": max(float(replies[n]["bound"]) for n in names),
                 "coordinator_bound": float(step["bound"]),
                 "community_step_s": t_community, "coordinator_step_s": t_coordinator,
+                "steps_at_time_limit": sum(replies[n].get("status") == "time_limit"
+                                           for n in names) + (step["status"] == "time_limit"),
             })
             log.info("LDD-ADMM iteration %d: r=%.3g (eps %.3g) s=%.3g (eps %.3g) rho=%g", k, r,
                      eps_pri, s, eps_dual, rho)

@@ -121,7 +121,7 @@ class Coordinator:
         return self._kkt
 
     def step(self, x: dict[str, list], multiplier: dict[str, list], rho: float) -> dict:
-        """The coordinator step; returns ``{"z": {name: [...]}, "bound": δ}``."""
+        """The coordinator step; returns ``{"z": {name: [...]}, "bound": δ, "status": ...}``."""
         xs = self._stack(x)
         nu = self._stack(multiplier)
         self._host.set_objective_term("multiplier", self._z.ids, -nu)
@@ -142,7 +142,7 @@ class Coordinator:
                             f"them tenfold and re-solved")
         z = sol[self._z.ids]
         return {"z": {n: z[i].tolist() for i, n in enumerate(self._names)},
-                "bound": step.bound}
+                "bound": step.bound, "status": step.status}
 
     def clear(self, x: dict[str, list]) -> Clearing:
         """The follower's exact response to the exchanges ``x`` and the leader's prices."""

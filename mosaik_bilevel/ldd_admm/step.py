@@ -1,7 +1,9 @@
 """One ADMM step: a linear model plus ρ/2 ‖x[cols] − c‖², solved one of two ways.
 
 - default: HiGHS with the penalty as tangents (:mod:`mosaik_bilevel.pwl`), binaries solved
-  lazily and the answer polished (the MIP gap cannot resolve penalties of ρ ε²);
+  lazily and the answer polished (the MIP gap cannot resolve penalties of ρ ε²); a MILP
+  stopped by its time limit returns its incumbent with the status ``time_limit``, and its
+  remaining gap is added to the step's error bound;
 - ``PenaltySpec(miqp_solver=...)``: the exact quadratic with a MIQP-capable solver through
   Pyomo (:mod:`mosaik_bilevel.miqp`).
 
@@ -104,5 +106,7 @@ class PenalizedStep:
         self._restored = np.flatnonzero(self._highs.integrality)
         if x is None:
             return StepResult(None, res.status.value, float("nan"))
+        # a MILP stopped at its gap (or its time limit) is that far from its own optimum
+        gap = res.objective - res.dual_bound if np.isfinite(res.dual_bound) else 0.0
         return StepResult(x, res.status.value,
-                          self._penalty.bound(x[self.cols], centre, rho))
+                          self._penalty.bound(x[self.cols], centre, rho) + max(gap, 0.0))
