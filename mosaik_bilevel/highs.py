@@ -163,6 +163,12 @@ class HighsSolver:
     def highs(self) -> highspy.Highs:
         return self._h
 
+    def set_mip_abs_gap(self, gap: float | None) -> None:
+        """The absolute MIP gap of the following solves (``None``: the options' own)."""
+        value = self.options.mip_abs_gap if gap is None else float(gap)
+        if self._h.setOptionValue("mip_abs_gap", value) == highspy.HighsStatus.kError:
+            raise ValueError(f"HiGHS rejects option mip_abs_gap={value!r}")
+
     # -- model hand-over -------------------------------------------------------------------
     def load(self, model: LinearModel | ModelArrays) -> float:
         """Hand a model to HiGHS, replacing the one it holds; returns the seconds it took."""

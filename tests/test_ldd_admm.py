@@ -342,9 +342,10 @@ def test_privacy_process_messages_carry_only_exchanges_and_multipliers():
             assert method in PROTOCOL
             counts[method] += 1
             for args in batch.values():
-                if method == "propose":  # multiplier, target, ρ: nothing else
-                    multiplier, target, rho = args
+                if method == "propose":  # multiplier, target, ρ, the step's gap: nothing else
+                    multiplier, target, rho, gap = args
                     assert len(multiplier) == periods and isinstance(rho, float)
+                    assert gap is None or isinstance(gap, float)
                     assert target is None or len(target) == periods
                 elif method == "open":  # the horizon, and the community's own state
                     assert args == (str(case.periods()[0]), periods, None, None)

@@ -63,6 +63,14 @@ class ADMMOptions:
     ``step_sub_mip_heuristics`` is off: a step's MILP holds only the few binaries its lazy
     rounds restore, and HiGHS's sub-MIP heuristics cost far more than its branching there
     (docs/ldd_admm.md).
+
+    Inexact steps while far from consensus: iteration k's steps may stop within an absolute
+    gap of ``step_gap_factor · ρ · r²`` (r the primal residual of iteration k − 1), never
+    below ``step_mip_abs_gap``. In a ρ-strongly convex step an objective within ε of the
+    optimum is within √(2ε/ρ) of the minimiser, so with the default 1e-4 a step is placed
+    within 1.5 % of the last residual; near convergence the gap is the tight one. A step's
+    MILP also stops after ``step_time_limit_s`` with its incumbent. Either way the gap left
+    is part of the step's reported bound.
     """
 
     rho: float = 100.0
@@ -79,6 +87,7 @@ class ADMMOptions:
     step_mip_abs_gap: float = 1e-10
     step_sub_mip_heuristics: bool = False
     step_time_limit_s: float = 30.0
+    step_gap_factor: float = 1e-4
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
 
 
@@ -184,25 +193,29 @@ def solve_ldd_admm(
 
         n_coords = len(names) * len(periods)
         zeros = [0.0] * len(periods)
-        replies = backend.call("propose", {n: (zeros, None, 0.0) for n in names})
+        replies = backend.call("propose", {n: (zeros, None, 0.0, None) for n in names})
         _check_replies(replies)
         x = {n: replies[n]["x"] for n in names}
         z = {n: list(v) for n, v in x.items()}
         nu = {n: np.zeros(len(periods)) for n in names}
         rho = opts.rho
         history, iterates = [], []
+        r = math.inf  # the last primal residual (sets how exact the steps must be)
         hold = 0  # no forced increase of ρ before this iteration (one per stall window)
         monotone = False  # after the first stall ρ never decreases again
         converged = False
         for k in range(1, opts.max_iterations + 1):
+            gap = max(opts.step_mip_abs_gap, opts.step_gap_factor * rho * r * r)
+            gap = None if not math.isfinite(gap) else gap
             t0 = time.perf_counter()
-            replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho) for n in names})
+            replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho, gap)
+                                               for n in names})
             t_community = time.perf_counter() - t0
             times["community"] += t_community
             _check_replies(replies)
             x = {n: replies[n]["x"] for n in names}
             t0 = time.perf_counter()
-            step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho)
+            step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho, gap)
             t_coordinator = time.perf_counter() - t0
             times["coordinator"] += t_coordinator
             z_prev, z = z, step["z"]

@@ -89,15 +89,16 @@ class CommunityAgent:
                 "s_max_mva": float(c.s_max_mva)}
 
     def propose(self, multiplier: list[float], target: list[float] | None,
-                rho: float) -> dict:
+                rho: float, abs_gap: float | None = None) -> dict:
         """Solve the community step; returns ``{"x": [...], "bound": δ, "status": ...}``.
 
+        ``abs_gap``: how far from its optimum the step may stop (default: the options').
         ``bound`` is how far the answer can be from the exact quadratic step's optimum.
         """
         target = np.zeros(len(self._periods)) if target is None else np.asarray(target, float)
         self._model.set_objective_term("multiplier", self._blocks.p_ex.ids,
                                        np.asarray(multiplier, dtype=float))
-        step = self._step.solve(target, rho)
+        step = self._step.solve(target, rho, abs_gap)
         if step.x is None:
             return {"x": None, "status": step.status}
         self._own_costs.append(self._own_cost(step.x).tolist())  # private until report()

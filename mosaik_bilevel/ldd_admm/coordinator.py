@@ -120,13 +120,14 @@ class Coordinator:
     def kkt(self) -> KKTSystem:
         return self._kkt
 
-    def step(self, x: dict[str, list], multiplier: dict[str, list], rho: float) -> dict:
+    def step(self, x: dict[str, list], multiplier: dict[str, list], rho: float,
+             abs_gap: float | None = None) -> dict:
         """The coordinator step; returns ``{"z": {name: [...]}, "bound": δ, "status": ...}``."""
         xs = self._stack(x)
         nu = self._stack(multiplier)
         self._host.set_objective_term("multiplier", self._z.ids, -nu)
         for _attempt in range(self._max_enlargements + 1):
-            step = self._step.solve(xs, rho)
+            step = self._step.solve(xs, rho, abs_gap)
             sol = step.x
             if sol is None:
                 raise RuntimeError(f"the coordinator step is {step.status}")

@@ -89,8 +89,12 @@ class PenalizedStep:
             self._highs = HighsSolver(options)
             self._highs.load(model)
 
-    def solve(self, centre: np.ndarray, rho: float) -> StepResult:
-        """Solve with the model's current costs and bounds, the penalty centred at ``centre``."""
+    def solve(self, centre: np.ndarray, rho: float, abs_gap: float | None = None) -> StepResult:
+        """Solve with the model's current costs and bounds, the penalty centred at ``centre``.
+
+        ``abs_gap``: the MILP may stop this far from its optimum (default: the options'
+        gap); the gap it stops at is part of the returned bound.
+        """
         centre = np.asarray(centre, dtype=float)
         if self._penalty is None:
             try:
@@ -100,6 +104,7 @@ class PenalizedStep:
             return StepResult(x, "optimal", 0.0)
         self._penalty.set(self.model, centre, rho)
         self._highs.update(self.model)
+        self._highs.set_mip_abs_gap(abs_gap)
         res, x, _rounds = solve_lazily(self._highs, self._lazy, self.model.arrays.integer,
                                        polish=True, restored=self._restored)
         # binaries this step needed stay restored: the next step is a similar problem
