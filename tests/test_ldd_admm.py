@@ -245,6 +245,10 @@ def test_longest_processing_time_first_balances_loads():
     bins = lpt_assignment({"a": 10.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}, 2)
     loads = sorted(sum({"a": 10, "b": 4, "c": 3, "d": 3, "e": 1}[n] for n in b) for b in bins)
     assert loads == [10, 11]  # the best split of 21 with a 10 in it
+    # a community pinned to a worker stays there; the others fill around it
+    pinned = lpt_assignment({"a": 10.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}, 2,
+                            fixed={"b": 0, "c": 0})
+    assert {"b", "c"} <= set(pinned[0]) and pinned[1] == ["a"]  # d, e join the pinned pair
 
 
 def test_communities_moved_between_workers_give_identical_results():
@@ -253,6 +257,8 @@ def test_communities_moved_between_workers_give_identical_results():
     moved = solve_ldd_admm(case, "dlmp", backend=backend)
     plain = solve_ldd_admm(case, "dlmp")
     assert backend.moves, "the test must move a community"
+    movers = [name for _round, name, _from, _to in backend.moves]
+    assert len(movers) == len(set(movers)), "a community moves at most once per horizon"
     assert moved.extra["iterations"] == plain.extra["iterations"]
     np.testing.assert_allclose(moved.residuals["primal_residual"],
                                plain.residuals["primal_residual"], rtol=1e-9, atol=1e-12)

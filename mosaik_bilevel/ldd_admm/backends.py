@@ -179,11 +179,19 @@ def _worker(conn, specs: list[AgentSpec]) -> None:  # pragma: no cover - runs in
     conn.close()
 
 
-def lpt_assignment(cost: dict[str, float], workers: int) -> list[list[str]]:
-    """Longest processing time first: each community to the least loaded worker."""
+def lpt_assignment(cost: dict[str, float], workers: int,
+                   fixed: dict[str, int] | None = None) -> list[list[str]]:
+    """Longest processing time first: each community to the least loaded worker.
+
+    ``fixed``: communities that stay on the given worker (placed first).
+    """
     bins: list[list[str]] = [[] for _ in range(workers)]
     load = [0.0] * workers
-    for name in sorted(cost, key=lambda n: (-cost[n], n)):
+    for name, w in (fixed or {}).items():
+        bins[w].append(name)
+        load[w] += cost[name]
+    for name in sorted((n for n in cost if n not in (fixed or {})),
+                       key=lambda n: (-cost[n], n)):
         w = min(range(workers), key=lambda k: (load[k], k))
         bins[w].append(name)
         load[w] += cost[name]
@@ -197,7 +205,11 @@ class ProcessBackend(Backend):
     take is measured in its worker, and when moving communities (longest processing time
     first) would shorten the slowest worker's share by ``balance_gain`` or more, they move.
     A moved community is created anew in its new worker and its horizon opened there; its
-    old agent stays, idle, until the horizon's :meth:`report` (which joins the two).
+    old agent stays, idle, until the horizon's :meth:`report` (which joins the two). A
+    community moves at most once per horizon: a new agent starts cold (its step re-learns
+    which binaries it needs), so its first steps are slow and would otherwise trigger moves
+    back and forth (seen on the paper case at 15 min: communities moved three times in 40
+    iterations, a step taking 100 s after each move).
 
     Parameters
     ----------
@@ -309,7 +321,8 @@ class ProcessBackend(Backend):
         load = [0.0] * n
         for name, c in cost.items():
             load[self._home[name]] += c
-        bins = lpt_assignment(cost, n)
+        moved = {name: self._home[name] for name in self._retired if name in cost}
+        bins = lpt_assignment(cost, n, fixed=moved)
         if max(sum(cost[m] for m in b) for b in bins) > (1 - self._balance_gain) * max(load):
             return
         # keep as many communities where they are as possible: match bins to workers
