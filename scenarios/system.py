@@ -34,8 +34,13 @@ SIMULATORS = {
     "grid": ("BilevelGrid", "mosaik_bilevel.simulators.grid", "GridSimulator"),
 }
 RECORDER = ("BilevelRecorder", "mosaik_bilevel.simulators.recorder", "RecorderSimulator")
-#: mosaik options for library use: no banner, no logging set-up.
-QUIET = {"skip_greetings": True, "configure_logging": False}
+#: Seconds a simulator in its own process may take to connect and answer ``init`` (mosaik's
+#: default, 10 s, was exceeded on a 2-core machine with both cores busy: Python, pandapower
+#: and the case load first).
+START_TIMEOUT_S = 120
+#: mosaik options for library use: no banner, no logging set-up, the start timeout above.
+QUIET = {"skip_greetings": True, "configure_logging": False,
+         "mosaik_config": {"start_timeout": START_TIMEOUT_S}}
 
 
 class SimulationError(MosaikBilevelError):
