@@ -169,6 +169,13 @@ class HighsSolver:
         if self._h.setOptionValue("mip_abs_gap", value) == highspy.HighsStatus.kError:
             raise ValueError(f"HiGHS rejects option mip_abs_gap={value!r}")
 
+    def set_time_limit(self, seconds: float | None) -> None:
+        """The time limit of the following solves (``None``: the options' own)."""
+        value = self.options.time_limit_s if seconds is None else float(seconds)
+        value = value if np.isfinite(value) else highspy.kHighsInf
+        if self._h.setOptionValue("time_limit", value) == highspy.HighsStatus.kError:
+            raise ValueError(f"HiGHS rejects option time_limit={value!r}")
+
     # -- model hand-over -------------------------------------------------------------------
     def load(self, model: LinearModel | ModelArrays) -> float:
         """Hand a model to HiGHS, replacing the one it holds; returns the seconds it took."""

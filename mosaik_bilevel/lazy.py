@@ -16,15 +16,19 @@ a relaxation of the full model, the last one exact.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .community import CommunityBlocks
+from .highs import SolveStatus
 from .kkt import KKTSystem
 
 #: A value above this counts as positive (MW, MWh, cost units per unit).
 TOL = 1e-7
+#: Under a time limit for all rounds, the least share of it one round gets.
+MIN_ROUND_SHARE = 0.1
 
 
 @dataclass
@@ -80,7 +84,7 @@ class LazyBinaries:
 
 
 def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool,
-                 restored: np.ndarray | None = None):
+                 restored: np.ndarray | None = None, time_limit_s: float | None = None):
     """Solve with ``lazy``'s binaries relaxed, restoring those a solution needs.
 
     Parameters
@@ -94,6 +98,11 @@ def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool
     restored
         Lazy columns to start as integers (those a previous, similar solve needed): saves
         rounds in iterative methods; the answer is exact either way.
+    time_limit_s
+        Time for all rounds together (default: each round has the solver's own limit). A
+        round gets what is left, but at least :data:`MIN_ROUND_SHARE` of it (its incumbent
+        is needed to know which binaries to restore); a round stopped before it found any
+        solution is run once more with the whole time.
 
     Returns
     -------
@@ -105,21 +114,34 @@ def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool
     if restored is not None:
         mask[restored] = True
     highs.set_integrality(mask)
+    budget = time_limit_s if time_limit_s is not None and np.isfinite(time_limit_s) else None
+    deadline = None if budget is None else time.perf_counter() + budget
     rounds = 0
-    while True:
-        res = highs.solve(duals=False)
-        rounds += 1
-        if not res.has_solution:
-            return res, None, rounds
-        x = res.x
-        if polish and highs.integrality.any():
-            ints = np.flatnonzero(highs.integrality)
-            fixed = highs.solve_fixed(ints, np.round(x[ints]))
-            if fixed.has_solution and fixed.status.ok:
-                x = fixed.x
-        restore = lazy.violations(x, ~highs.integrality)
-        if not restore.size:
-            return res, lazy.complete(x), rounds
-        mask = highs.integrality.copy()
-        mask[restore] = True
-        highs.set_integrality(mask)
+    try:
+        while True:
+            if deadline is not None:
+                highs.set_time_limit(max(deadline - time.perf_counter(),
+                                         MIN_ROUND_SHARE * budget))
+            res = highs.solve(duals=False)
+            if deadline is not None and not res.has_solution and \
+                    res.status is SolveStatus.TIME_LIMIT:
+                highs.set_time_limit(budget)
+                res = highs.solve(duals=False)
+            rounds += 1
+            if not res.has_solution:
+                return res, None, rounds
+            x = res.x
+            if polish and highs.integrality.any():
+                ints = np.flatnonzero(highs.integrality)
+                fixed = highs.solve_fixed(ints, np.round(x[ints]))
+                if fixed.has_solution and fixed.status.ok:
+                    x = fixed.x
+            restore = lazy.violations(x, ~highs.integrality)
+            if not restore.size:
+                return res, lazy.complete(x), rounds
+            mask = highs.integrality.copy()
+            mask[restore] = True
+            highs.set_integrality(mask)
+    finally:
+        if deadline is not None:
+            highs.set_time_limit(None)

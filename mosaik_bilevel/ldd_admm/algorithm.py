@@ -68,9 +68,9 @@ class ADMMOptions:
     gap of ``step_gap_factor · ρ · r²`` (r the primal residual of iteration k − 1), never
     below ``step_mip_abs_gap``. In a ρ-strongly convex step an objective within ε of the
     optimum is within √(2ε/ρ) of the minimiser, so with the default 1e-4 a step is placed
-    within 1.5 % of the last residual; near convergence the gap is the tight one. A step's
-    MILP also stops after ``step_time_limit_s`` with its incumbent. Either way the gap left
-    is part of the step's reported bound.
+    within 1.5 % of the last residual; near convergence the gap is the tight one. A step
+    also stops after ``step_time_limit_s`` (all its lazy rounds together) with its
+    incumbent. Either way the gap left is part of the step's reported bound.
     """
 
     rho: float = 100.0

@@ -198,6 +198,27 @@ def lpt_assignment(cost: dict[str, float], workers: int,
     return bins
 
 
+def bins_to_workers(bins: list[list[str]], cost: dict[str, float], home: dict[str, int],
+                    pinned: dict[str, int]) -> list[tuple[int, list[str]]]:
+    """Which worker takes which bin of :func:`lpt_assignment`: as few moves as possible.
+
+    A bin holding pinned communities stays on their worker (``lpt_assignment`` put it at
+    that index); the others go, heaviest first, to the free worker already holding most of
+    their load.
+    """
+    order, free = [], set(range(len(bins)))
+    for w, b in enumerate(bins):
+        if any(name in pinned for name in b):
+            order.append((w, b))
+            free.discard(w)
+    for b in sorted((b for w, b in enumerate(bins) if w in free),
+                    key=lambda b: -sum(cost[m] for m in b)):
+        w = max(free, key=lambda k: (sum(cost[m] for m in b if home[m] == k), -k))
+        free.discard(w)
+        order.append((w, b))
+    return order
+
+
 class ProcessBackend(Backend):
     """A pool of persistent worker processes, each owning some communities.
 
@@ -321,16 +342,11 @@ class ProcessBackend(Backend):
         load = [0.0] * n
         for name, c in cost.items():
             load[self._home[name]] += c
-        moved = {name: self._home[name] for name in self._retired if name in cost}
-        bins = lpt_assignment(cost, n, fixed=moved)
+        pinned = {name: self._home[name] for name in self._retired if name in cost}
+        bins = lpt_assignment(cost, n, fixed=pinned)
         if max(sum(cost[m] for m in b) for b in bins) > (1 - self._balance_gain) * max(load):
             return
-        # keep as many communities where they are as possible: match bins to workers
-        order, free = [], set(range(n))
-        for b in sorted(bins, key=lambda b: -sum(cost[m] for m in b)):
-            w = max(free, key=lambda k: (sum(cost[m] for m in b if self._home[m] == k), -k))
-            free.discard(w)
-            order.append((w, b))
+        order = bins_to_workers(bins, cost, self._home, pinned)
         adopt: dict[int, dict] = {}
         for w, b in order:
             for name in b:

@@ -1,9 +1,10 @@
 """One ADMM step: a linear model plus ρ/2 ‖x[cols] − c‖², solved one of two ways.
 
 - default: HiGHS with the penalty as tangents (:mod:`mosaik_bilevel.pwl`), binaries solved
-  lazily and the answer polished (the MIP gap cannot resolve penalties of ρ ε²); a MILP
-  stopped by its time limit returns its incumbent with the status ``time_limit``, and its
-  remaining gap is added to the step's error bound;
+  lazily and the answer polished (the MIP gap cannot resolve penalties of ρ ε²); the time
+  limit holds for the whole step (all lazy rounds together), a step stopped by it returns its
+  incumbent with the status ``time_limit``, and its remaining gap is added to the step's
+  error bound;
 - ``PenaltySpec(miqp_solver=...)``: the exact quadratic with a MIQP-capable solver through
   Pyomo (:mod:`mosaik_bilevel.miqp`).
 
@@ -106,7 +107,8 @@ class PenalizedStep:
         self._highs.update(self.model)
         self._highs.set_mip_abs_gap(abs_gap)
         res, x, _rounds = solve_lazily(self._highs, self._lazy, self.model.arrays.integer,
-                                       polish=True, restored=self._restored)
+                                       polish=True, restored=self._restored,
+                                       time_limit_s=self._highs.options.time_limit_s)
         # binaries this step needed stay restored: the next step is a similar problem
         self._restored = np.flatnonzero(self._highs.integrality)
         if x is None:
