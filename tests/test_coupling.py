@@ -1,8 +1,8 @@
 """Coupling with other mosaik components, each with the real package.
 
 - a community's realised load from ``mosaik-csv``;
-- results collected by mosaik's own output simulator (mosaik-hdf5 needs the retired
-  mosaik-api v2 and is not used);
+- results collected by ``mosaik-hdf5`` into an HDF5 file, and by mosaik's own output
+  simulator;
 - the communities' exchanges connected to a ``mosaik-pandapower-2`` grid instead of ours.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+import h5py
 import mosaik
 import numpy as np
 import pandapower as pp
@@ -21,6 +22,7 @@ from mosaik_bilevel.scenarios.system import QUIET, add_system, run_world, sim_co
 
 pytest.importorskip("mosaik_csv", reason="install the test extras: pip install -e .[test]")
 pytest.importorskip("mosaik_components.pandapower")
+pytest.importorskip("mosaik_hdf5")
 
 CSV_LOAD = [0.011, 0.017, 0.013]  # MW: community A's realised load in the three periods
 
@@ -55,6 +57,35 @@ def test_csv_load_drives_a_community_and_mosaiks_collector_records_it(tmp_path):
     got_b = [data[t]["P_load[MW]"]["communities.B"] for t in steps]
     forecast_b = [data[t]["P_load_forecast[MW]"]["communities.B"] for t in steps]
     assert not np.allclose(got_b, CSV_LOAD) and not np.allclose(got_b, forecast_b)
+
+
+def test_mosaik_hdf5_records_what_our_recorder_writes(tmp_path):
+    """mosaik-hdf5's database and our recorder's tables hold the same values per step."""
+    world = _world({"DB": {"python": "mosaik_hdf5:MosaikHdf5"}})
+    system = add_system(world, "tiny", days=1, out=str(tmp_path), seed=5)
+    db = world.start("DB", step_size=system.step, duration=system.until).Database(
+        filename=str(tmp_path / "results.hdf5"))
+    community_attrs = ("P[MW]", "P_load[MW]", "E[MWh]", "imbalance[MW]")
+    grid_attrs = ("P_loss[MW]", "vm_min[pu]", "loading_max[%]")
+    for entity in system.communities.values():
+        world.connect(entity, db, *community_attrs)
+    world.connect(system.grid, db, *grid_attrs)
+    run_world(world, system.until, step=system.step)
+
+    communities = pd.read_csv(tmp_path / "communities.csv").sort_values("time")
+    grid = pd.read_csv(tmp_path / "grid.csv").sort_values("time")
+    with h5py.File(tmp_path / "results.hdf5", "r") as f:
+        series = f["Series"]
+        assert f"Relations/{system.grid.full_id}" in f  # the entities' relations too
+        for name, entity in system.communities.items():
+            own = communities[communities.entity == name]
+            assert len(own) == 3
+            for attr in community_attrs:
+                np.testing.assert_allclose(series[entity.full_id][attr][:],
+                                           own[attr].to_numpy(), rtol=0, atol=1e-12)
+        for attr in grid_attrs:
+            np.testing.assert_allclose(series[system.grid.full_id][attr][:],
+                                       grid[attr].to_numpy(), rtol=0, atol=1e-12)
 
 
 def test_exchanges_drive_a_mosaik_pandapower_2_grid(tmp_path):
