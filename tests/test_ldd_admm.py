@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import json
 import math
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -29,7 +31,13 @@ from mosaik_bilevel.ldd_admm import (
     SequentialBackend,
     solve_ldd_admm,
 )
-from mosaik_bilevel.ldd_admm.backends import PROTOCOL, bins_to_workers, lpt_assignment
+from mosaik_bilevel.ldd_admm.backends import (
+    PROTOCOL,
+    AgentSpec,
+    bins_to_workers,
+    lpt_assignment,
+)
+from mosaik_bilevel.ldd_admm.step import PenaltySpec
 from mosaik_bilevel.linear import LinearModel
 from mosaik_bilevel.pwl import add_quadratic_penalty
 from mosaik_bilevel.solve import Solver, solve
@@ -298,6 +306,43 @@ def test_backends_give_identical_results():
         np.testing.assert_allclose(other.exchanges["p_mw"], sequential.exchanges["p_mw"],
                                    rtol=1e-9, atol=1e-12)
         assert other.leader_cost == pytest.approx(sequential.leader_cost, rel=1e-12)
+
+
+def test_a_worker_that_dies_mid_horizon_is_an_error_not_a_hang():
+    """SIGKILL one worker: the next call raises at once, naming the worker."""
+    case = load_case("random", seed=1)
+    backend = ProcessBackend(workers=2)
+    names = list(case.community_names)
+    try:
+        backend.start([AgentSpec(c, case.community_settings, "dlmp", None, SolverOptions(),
+                                 PenaltySpec()) for c in case.communities])
+        backend._procs[1].kill()
+        backend._procs[1].join(timeout=30)
+        t0 = time.perf_counter()
+        with pytest.raises(RuntimeError, match=r"community worker 1 exited \(exit code -9\) "
+                                               r"during a step"):
+            backend.call("open", {n: (str(case.periods()[0]), case.horizon_periods, None, None)
+                                  for n in names})
+        assert time.perf_counter() - t0 < 30
+    finally:
+        backend.close()
+
+
+def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(tmp_path):
+    """Spawned workers import the main module: unguarded, each would start workers itself.
+
+    The worker dies before it is ready; the script must end with our error, not wait for ever.
+    """
+    script = tmp_path / "unguarded.py"
+    script.write_text("from mosaik_bilevel import load_case\n"
+                      "from mosaik_bilevel.ldd_admm import solve_ldd_admm\n"
+                      "solve_ldd_admm(load_case('random', seed=1), 'dlmp', backend='process',\n"
+                      "               workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "before it was ready" in run.stderr
+    assert "if __name__ == '__main__':" in run.stderr
 
 
 def test_longest_processing_time_first_balances_loads():

@@ -152,8 +152,12 @@ class SequentialBackend(Backend):
                 for name, args in requests.items()}
 
 
-def _worker(conn, specs: list[AgentSpec]) -> None:  # pragma: no cover - runs in a child
-    agents = {s.name: s.build() for s in specs}
+def _worker(conn) -> None:  # pragma: no cover - runs in a child
+    try:
+        agents = {s.name: s.build() for s in conn.recv()}
+    except Exception as exc:  # reported to the caller, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}", {}))
+        return
     conn.send("ready")
     while True:
         message = conn.recv()
@@ -269,30 +273,66 @@ class ProcessBackend(Backend):
         self._recent: dict[str, float] = {}  # smoothed seconds per step
         self._rounds = self._last_balance = 0
         self._conns, self._procs = [], []
-        for w in range(n):
-            mine = specs[w::n]
+        shares = [specs[w::n] for w in range(n)]
+        for w, mine in enumerate(shares):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, mine), daemon=True)
+            # the communities' data go over the pipe, not as the process's arguments: those
+            # are written before the worker runs, and a worker that dies first (a script
+            # without a main guard) would leave that write, and us, waiting for ever
+            proc = ctx.Process(target=_worker, args=(child,), daemon=True)
             proc.start()
+            child.close()  # the worker's end: a worker that dies then reads as end of file
             self._conns.append(parent)
             self._procs.append(proc)
             for s in mine:
                 self._home[s.name] = w
                 self._key[s.name] = s.name
-        for conn in self._conns:
-            if conn.recv() != "ready":
-                raise RuntimeError("a community worker failed to start")
+        for w, mine in enumerate(shares):
+            self._send(w, mine, starting=True)
+        for w in range(n):
+            reply = self._receive(w, starting=True)
+            if reply != "ready":
+                raise RuntimeError(f"community worker {w} failed to start: {reply[1]}")
+
+    def _send(self, w: int, message, starting: bool = False) -> None:
+        try:
+            self._conns[w].send(message)
+        except OSError:  # BrokenPipeError: the worker is gone
+            self._gone(w, starting)
+
+    def _receive(self, w: int, starting: bool = False):
+        """The next message from worker ``w``; raises if the worker is gone."""
+        conn, proc = self._conns[w], self._procs[w]
+        try:
+            while not conn.poll(1.0):
+                if not proc.is_alive() and not conn.poll(0):
+                    break
+            else:
+                return conn.recv()
+        except (EOFError, OSError):
+            pass
+        self._gone(w, starting)
+
+    def _gone(self, w: int, starting: bool):
+        proc = self._procs[w]
+        proc.join(timeout=5)
+        hint = (" Python starts each worker by importing the main module (spawn): a script "
+                "using backend='process' must run under `if __name__ == '__main__':`"
+                if starting else "")
+        raise RuntimeError(f"community worker {w} exited (exit code {proc.exitcode}) "
+                           f"{'before it was ready' if starting else 'during a step'}; its "
+                           f"error, if any, is on standard error.{hint}")
 
     def _exchange(self, method: str, batches: dict[int, dict], watch: bool = True):
         """Send one batch per worker and collect the replies (by key) and seconds."""
         for w, batch in batches.items():
             if watch and self._on_message:
                 self._on_message("send", (method, batch))
-            self._conns[w].send((method, batch))
+            self._send(w, (method, batch))
         replies: dict[str, Any] = {}
         seconds: dict[str, float] = {}
         for w in batches:
-            status, payload, secs = self._conns[w].recv()
+            status, payload, secs = self._receive(w)
             if watch and self._on_message:
                 self._on_message("receive", payload)
             if status != "ok":
