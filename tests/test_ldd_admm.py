@@ -10,15 +10,18 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import TIGHT
 
+import mosaik_bilevel
 from mosaik_bilevel.case import Community
 from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.cli import main
@@ -338,8 +341,12 @@ def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(tmp_path):
                       "from mosaik_bilevel.ldd_admm import solve_ldd_admm\n"
                       "solve_ldd_admm(load_case('random', seed=1), 'dlmp', backend='process',\n"
                       "               workers=2)\n")
+    # the script finds our package whether it is installed or only checked out
+    package_root = str(Path(mosaik_bilevel.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+                         timeout=300, cwd=tmp_path, env=env)
     assert run.returncode != 0
     assert "before it was ready" in run.stderr
     assert "if __name__ == '__main__':" in run.stderr

@@ -67,8 +67,8 @@ class ADMMOptions:
     Inexact steps while far from consensus: iteration k's steps may stop within an absolute
     gap of ``step_gap_factor · ρ · r²`` (r the primal residual of iteration k − 1), never
     below ``step_mip_abs_gap``. In a ρ-strongly convex step an objective within ε of the
-    optimum is within √(2ε/ρ) of the minimiser, so with the default 1e-4 a step is placed
-    within 1.5 % of the last residual; near convergence the gap is the tight one. A step
+    optimum is within √(2ε/ρ) of the minimiser, so with the default 1e-3 a step is placed
+    within 4.5 % of the last residual; near convergence the gap is the tight one. A step
     also stops after ``step_time_limit_s`` (all its lazy rounds together) with its
     incumbent. Either way the gap left is part of the step's reported bound.
     """
@@ -87,7 +87,7 @@ class ADMMOptions:
     step_mip_abs_gap: float = 1e-10
     step_sub_mip_heuristics: bool = False
     step_time_limit_s: float = 30.0
-    step_gap_factor: float = 1e-4
+    step_gap_factor: float = 1e-3
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
 
 
