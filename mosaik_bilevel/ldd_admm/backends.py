@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -306,14 +306,12 @@ class ProcessBackend(Backend):
         try:
             while not conn.poll(1.0):
                 if not proc.is_alive() and not conn.poll(0):
-                    break
-            else:
-                return conn.recv()
+                    self._gone(w, starting)
+            return conn.recv()
         except (EOFError, OSError):
-            pass
-        self._gone(w, starting)
+            self._gone(w, starting)
 
-    def _gone(self, w: int, starting: bool):
+    def _gone(self, w: int, starting: bool) -> NoReturn:
         proc = self._procs[w]
         proc.join(timeout=5)
         hint = (" Python starts each worker by importing the main module (spawn): a script "
