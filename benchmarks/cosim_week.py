@@ -31,7 +31,7 @@ from collections import defaultdict
 import numpy as np
 import pandapower as pp
 
-from mosaik_bilevel.ac import RECYCLE
+from mosaik_bilevel.operation.ac_network import RECYCLE
 from mosaik_bilevel.scenarios.run import simulate
 from mosaik_bilevel.simulators import community, grid, market, recorder
 

@@ -27,8 +27,8 @@ import warnings
 import pandas as pd
 
 from mosaik_bilevel.cases.paper import paper_case
-from mosaik_bilevel.highs import SolverOptions
-from mosaik_bilevel.solve import Solver
+from mosaik_bilevel.methods.exact import Solver
+from mosaik_bilevel.solvers.highs import SolverOptions
 
 
 def run(step_minutes: int, day: str, time_limit: float, pricing: str) -> list[dict]:

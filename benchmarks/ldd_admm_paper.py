@@ -31,8 +31,8 @@ import time
 import warnings
 
 from mosaik_bilevel.cases.paper import paper_case
-from mosaik_bilevel.ldd_admm import ADMMOptions, ProcessBackend, solve_ldd_admm
-from mosaik_bilevel.solve import solve
+from mosaik_bilevel.methods.exact import solve
+from mosaik_bilevel.methods.ldd_admm import ADMMOptions, ProcessBackend, solve_ldd_admm
 
 
 def part1(day: str, max_iterations: int, out: str | None) -> dict:

@@ -6,12 +6,12 @@ formulation (:mod:`.lindistflow`, :mod:`.community`, :mod:`.follower`, :mod:`.kk
 (:mod:`.results`).
 """
 
-from .case import Case, Community, Substation
-from .case_io import load_case, save_case
+from .data.case import Case, Community, Substation
+from .data.folder import load_case, save_case
 from .errors import CaseError, CertificateError, ModelError, MosaikBilevelError
-from .highs import SolverOptions, SolveStatus
-from .results import SolveResult
-from .solve import Solver, solve, solve_days
+from .methods.exact import Solver, solve, solve_days
+from .results.result import SolveResult
+from .solvers.highs import SolverOptions, SolveStatus
 
 __all__ = [
     "Case",

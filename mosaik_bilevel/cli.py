@@ -20,12 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
-from .case_io import load_case, save_case
+from .data.folder import load_case, save_case
 from .errors import CertificateError, MosaikBilevelError
-from .formulation import METHODS, PRICINGS
-from .highs import SolverOptions
-from .ldd_admm.algorithm import ADMMOptions as _ADMMOptions
-from .ldd_admm.backends import BACKENDS
+from .methods.ldd_admm.algorithm import ADMMOptions as _ADMMOptions
+from .methods.ldd_admm.backends import BACKENDS
+from .model.formulation import METHODS, PRICINGS
+from .solvers.highs import SolverOptions
 
 ADMM_DEFAULTS = _ADMMOptions()
 
@@ -49,14 +49,14 @@ def _add_case_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _solve(args) -> int:
-    from .solve import Solver
+    from .methods.exact import Solver
 
     case = _case(args)
     method = args.method.replace("-", "_")
     options = SolverOptions(mip_rel_gap=args.mip_gap, time_limit_s=args.time_limit,
                             threads=args.threads, log=args.log)
     if method == "ldd_admm":
-        from .ldd_admm import ADMMOptions, PenaltySpec, solve_ldd_admm
+        from .methods.ldd_admm import ADMMOptions, PenaltySpec, solve_ldd_admm
 
         admm = ADMMOptions(max_iterations=args.max_iterations,
                            penalty=PenaltySpec(miqp_solver=args.miqp_solver))
@@ -70,8 +70,8 @@ def _solve(args) -> int:
         except CertificateError as exc:
             result = exc.result
     if args.ac and result.exchanges is not None:
-        from .ac import voltage_bands
-        from .validation import ac_summary, validate_dispatch
+        from .operation.ac_check import ac_summary, validate_dispatch
+        from .operation.ac_network import voltage_bands
 
         t0 = time.perf_counter()
         result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch,
@@ -174,7 +174,7 @@ def _clearing_rule(args) -> dict | None:
 
 
 def _report(args) -> int:
-    from .report import write_report
+    from .analysis.report import write_report
 
     report = write_report(args.folder, args.out)
     if not args.quiet:
@@ -189,8 +189,8 @@ def _report(args) -> int:
 def _experiments(args) -> int:
     import pandas as pd
 
-    from .experiments import run_experiments
-    from .report import write_report
+    from .analysis.experiments import run_experiments
+    from .analysis.report import write_report
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     exp = run_experiments(args.case, args.out, days=args.days, day_list=args.day,

@@ -15,7 +15,7 @@ from pathlib import Path
 import mosaik
 import pandas as pd
 
-from mosaik_bilevel.results import json_float
+from mosaik_bilevel.results.result import json_float
 
 from .system import QUIET, add_system, run_world, sim_config
 

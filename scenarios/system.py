@@ -20,10 +20,10 @@ import contextlib
 import sys
 from dataclasses import dataclass
 
-from mosaik_bilevel.ac import voltage_bands
-from mosaik_bilevel.case_io import load_case
+from mosaik_bilevel.data.folder import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
-from mosaik_bilevel.market import ClearingRule
+from mosaik_bilevel.operation.ac_network import voltage_bands
+from mosaik_bilevel.operation.market_operator import ClearingRule
 from mosaik_bilevel.simulators.attributes import attributes
 
 #: Names of our simulators in a World's sim_config.
@@ -124,7 +124,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         and the operator's dispatch to another grid component yourself).
     clearing
         When the operator clears: ``{"interval_h", "lookahead_h", "lead_h"}``
-        (:class:`~mosaik_bilevel.market.ClearingRule`; default daily at the day's start).
+        (:class:`~mosaik_bilevel.operation.market_operator.ClearingRule`; default daily at the day's start).
         E.g. ``{"interval_h": 1}``: every hour, the next 24 h; ``{"lead_h": 12}``: each day
         at 12:00 the day before.
     """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mosaik_bilevel.case import Case
-from mosaik_bilevel.case_io import load_case
-from mosaik_bilevel.results import json_float
+from mosaik_bilevel.data.case import Case
+from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.results.result import json_float
 
 
 class Clock:

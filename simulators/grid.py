@@ -3,7 +3,7 @@
 One ``Grid`` entity with one ``Feeder`` child per community and one ``Bus`` child per MV
 bus. Every step it takes the follower's dispatch (units and utility PV) and each feeder's
 withdrawals per LV bus, sets the case's fixed MV loads of the period, and runs the AC power
-flow on the MV network with the LV feeders merged in (:class:`mosaik_bilevel.ac.ACNetwork`;
+flow on the MV network with the LV feeders merged in (:class:`mosaik_bilevel.operation.ac_network.ACNetwork`;
 merged rather than split: one exact Newton solve per step, no fixed-point iterations). A
 power flow that does not converge is reported (``converged`` false, no voltages), never a
 crash. Attributes: :mod:`.attributes`.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import mosaik_api_v3
 
-from mosaik_bilevel.ac import ACNetwork, ACStep
+from mosaik_bilevel.operation.ac_network import ACNetwork, ACStep
 
 from .attributes import meta
 from .common import Clock, create_once, num, open_case, single

@@ -1,9 +1,9 @@
 """The market operator simulator: the leader's clearings in a co-simulation (thin over the core).
 
 One ``MarketOperator`` entity with one ``Port`` child per community. In a step where its
-clearing rule says so (:class:`mosaik_bilevel.market.ClearingRule`: daily at the day's start,
+clearing rule says so (:class:`mosaik_bilevel.operation.market_operator.ClearingRule`: daily at the day's start,
 daily at a day-ahead gate, or every hour over a look-ahead), it clears a horizon
-(:class:`mosaik_bilevel.market.MarketOperator`) from the state the communities measured at
+(:class:`mosaik_bilevel.operation.market_operator.MarketOperator`) from the state the communities measured at
 the end of the previous step (time-shifted connections: battery energy and shiftable-load
 progress; for a day-ahead gate, their planned battery energy at the end of the running
 schedule) and sends each community its exchange schedule through its port;
@@ -22,9 +22,9 @@ import threading
 
 import mosaik_api_v3
 
-from mosaik_bilevel.highs import SolverOptions
-from mosaik_bilevel.ldd_admm.backends import RelayBackend
-from mosaik_bilevel.market import ClearingRule, MarketOperator
+from mosaik_bilevel.methods.ldd_admm.backends import RelayBackend
+from mosaik_bilevel.operation.market_operator import ClearingRule, MarketOperator
+from mosaik_bilevel.solvers.highs import SolverOptions
 
 from .attributes import meta
 from .common import Clock, create_once, num, open_case, plain_dict, single
@@ -47,7 +47,7 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         ``max_iterations``.
     clearing
         When to clear: ``{"interval_h", "lookahead_h", "lead_h"}`` (any may be left out;
-        :class:`~mosaik_bilevel.market.ClearingRule`); default daily at the day's start.
+        :class:`~mosaik_bilevel.operation.market_operator.ClearingRule`); default daily at the day's start.
     out
         Folder that receives every clearing's result as soon as it is done.
     """
@@ -239,7 +239,7 @@ def _admm_kwargs(admm: dict | None) -> dict:
     if "workers" in admm:
         kwargs["workers"] = int(admm.pop("workers"))
     if admm:
-        from mosaik_bilevel.ldd_admm import ADMMOptions
+        from mosaik_bilevel.methods.ldd_admm import ADMMOptions
 
         kwargs["options"] = ADMMOptions(**admm)
     return kwargs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mosaik_bilevel.highs import SolverOptions
+from mosaik_bilevel.solvers.highs import SolverOptions
 
 #: Optimality as tight as HiGHS allows, for comparisons with independent optima.
 TIGHT = SolverOptions(mip_rel_gap=1e-9)

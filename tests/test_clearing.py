@@ -14,16 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosaik_bilevel.case import CommunitySettings
-from mosaik_bilevel.case_io import load_case, save_case
 from mosaik_bilevel.cli import main as cli_main
+from mosaik_bilevel.data.case import CommunitySettings
+from mosaik_bilevel.data.folder import load_case, save_case
 from mosaik_bilevel.errors import CaseError
-from mosaik_bilevel.highs import SolverOptions
-from mosaik_bilevel.market import ClearingRule, MarketOperator
-from mosaik_bilevel.operation import CommunityOperation, ForecastError
+from mosaik_bilevel.methods.exact import Solver
+from mosaik_bilevel.operation.community_operation import CommunityOperation, ForecastError
+from mosaik_bilevel.operation.market_operator import ClearingRule, MarketOperator
 from mosaik_bilevel.scenarios.run import simulate
 from mosaik_bilevel.scenarios.system import QUIET, add_system, run_world, sim_config
-from mosaik_bilevel.solve import Solver
+from mosaik_bilevel.solvers.highs import SolverOptions
 
 CYCLE = 6
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mosaik_bilevel.cases.paper import CHOICES
-from mosaik_bilevel.schema import PRICE_COLUMNS, TABLES, markdown_table
+from mosaik_bilevel.data.schema import PRICE_COLUMNS, TABLES, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

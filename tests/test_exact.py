@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from conftest import TIGHT
 
-from mosaik_bilevel.bruteforce import enumerate_bilevel
-from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.cases.random_case import random_case
-from mosaik_bilevel.certificate import FollowerOracle, certify
-from mosaik_bilevel.solve import Solver, solve
+from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.methods.bruteforce import enumerate_bilevel
+from mosaik_bilevel.methods.certificate import FollowerOracle, certify
+from mosaik_bilevel.methods.exact import Solver, solve
 
 SEEDS = range(10)
 
@@ -141,7 +141,7 @@ def test_lazy_solution_keeps_every_relaxed_logic():
 
 
 def test_time_limit_is_a_reported_outcome():
-    from mosaik_bilevel.highs import SolverOptions
+    from mosaik_bilevel.solvers.highs import SolverOptions
 
     case = random_case(4)
     result = solve(case, "exact", "dlmp", options=SolverOptions(time_limit_s=0.0),

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mosaik_bilevel.analysis.experiments import follower_cost_by_period, pick_days, run_experiments
 from mosaik_bilevel.cases.paper import paper_case, utility_pv_by_day
-from mosaik_bilevel.experiments import follower_cost_by_period, pick_days, run_experiments
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_paper_days_are_the_sunniest_and_darkest():
 def test_report_of_the_experiments_shows_the_findings(tiny_experiments):
     import re
 
-    from mosaik_bilevel.report import write_report
+    from mosaik_bilevel.analysis.report import write_report
 
     exp, out = tiny_experiments
     report = write_report(out)

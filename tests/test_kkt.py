@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mosaik_bilevel.highs import SolveStatus, solve_model
-from mosaik_bilevel.kkt import add_kkt, matrix_form
-from mosaik_bilevel.linear import LinearModel
+from mosaik_bilevel.model.kkt import add_kkt, matrix_form
+from mosaik_bilevel.model.linear import LinearModel
+from mosaik_bilevel.solvers.highs import SolveStatus, solve_model
 
 
 def random_lp(rng, n_y=7, n_eq=2, n_le=4, n_ge=2, n_p=2):

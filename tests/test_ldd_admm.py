@@ -22,11 +22,11 @@ import pytest
 from conftest import TIGHT
 
 import mosaik_bilevel
-from mosaik_bilevel.case import Community
-from mosaik_bilevel.case_io import load_case
 from mosaik_bilevel.cli import main
-from mosaik_bilevel.highs import HighsSolver, SolverOptions
-from mosaik_bilevel.ldd_admm import (
+from mosaik_bilevel.data.case import Community
+from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.methods.exact import Solver, solve
+from mosaik_bilevel.methods.ldd_admm import (
     ADMMOptions,
     CommunityAgent,
     Coordinator,
@@ -34,16 +34,16 @@ from mosaik_bilevel.ldd_admm import (
     SequentialBackend,
     solve_ldd_admm,
 )
-from mosaik_bilevel.ldd_admm.backends import (
+from mosaik_bilevel.methods.ldd_admm.backends import (
     PROTOCOL,
     AgentSpec,
     bins_to_workers,
     lpt_assignment,
 )
-from mosaik_bilevel.ldd_admm.step import PenaltySpec
-from mosaik_bilevel.linear import LinearModel
-from mosaik_bilevel.pwl import add_quadratic_penalty
-from mosaik_bilevel.solve import Solver, solve
+from mosaik_bilevel.methods.ldd_admm.step import PenaltySpec
+from mosaik_bilevel.model.linear import LinearModel
+from mosaik_bilevel.model.penalty import add_quadratic_penalty
+from mosaik_bilevel.solvers.highs import HighsSolver, SolverOptions
 
 #: Random cases (1-3 communities, 2-3 periods) the method converges on within the cap.
 SEEDS = [0, 1, 3, 5, 8, 10]
@@ -200,8 +200,8 @@ def test_a_step_stopped_by_its_time_limit_returns_its_incumbent_within_its_bound
     with the status ``time_limit``, and its bound covers the MILP's remaining gap, so
     F(x̃) ≤ F(x*) + bound holds against the true optimum.
     """
-    from mosaik_bilevel.lazy import LazyBinaries
-    from mosaik_bilevel.ldd_admm.step import PenalizedStep, PenaltySpec
+    from mosaik_bilevel.methods.ldd_admm.step import PenalizedStep, PenaltySpec
+    from mosaik_bilevel.solvers.lazy import LazyBinaries
 
     model, b, x, a, d, optimum = _market_split(20)
     m, rho = len(d), 100.0
@@ -230,7 +230,7 @@ def test_a_time_limit_holds_for_all_lazy_rounds_of_a_step_together():
     on the limits HiGHS is given (its clock is its own business), and the answer is still
     whole and within its bound of the brute-force optimum.
     """
-    from mosaik_bilevel.lazy import MIN_ROUND_SHARE, LazyBinaries, solve_lazily
+    from mosaik_bilevel.solvers.lazy import MIN_ROUND_SHARE, LazyBinaries, solve_lazily
 
     class TimedHighs(HighsSolver):  # HiGHS itself, noting each MILP run's limit and outcome
         def __init__(self, options):
@@ -297,7 +297,7 @@ def test_backends_give_identical_results():
     sequential = _run(SequentialBackend())
     process = _run(ProcessBackend(workers=2))
     pytest.importorskip("distributed", reason="optional extra mosaik-bilevel[distributed]")
-    from mosaik_bilevel.ldd_admm import DaskBackend
+    from mosaik_bilevel.methods.ldd_admm import DaskBackend
 
     dask = _run(DaskBackend(workers=2))
     columns = ["primal_residual", "dual_residual", "rho", "leader_cost"]
@@ -338,7 +338,7 @@ def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(tmp_path):
     """
     script = tmp_path / "unguarded.py"
     script.write_text("from mosaik_bilevel import load_case\n"
-                      "from mosaik_bilevel.ldd_admm import solve_ldd_admm\n"
+                      "from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm\n"
                       "solve_ldd_admm(load_case('random', seed=1), 'dlmp', backend='process',\n"
                       "               workers=2)\n")
     # the script finds our package whether it is installed or only checked out
@@ -522,7 +522,7 @@ def test_cli_runs_ldd_admm_with_workers(tmp_path, capsys):
 def test_miqp_solver_minimises_the_exact_quadratic(centre, linear, rho):
     """With a MIQP solver the step is the closed-form minimiser (no tangents)."""
     pytest.importorskip("pyscipopt", reason="optional extra mosaik-bilevel[miqp]")
-    from mosaik_bilevel.miqp import PyomoMIQP
+    from mosaik_bilevel.solvers.miqp import PyomoMIQP
 
     model = LinearModel("scalar")
     x = model.add_variables("x", (np.arange(1),), -1.0, 1.0)
@@ -535,7 +535,7 @@ def test_miqp_solver_minimises_the_exact_quadratic(centre, linear, rho):
 
 def test_ldd_admm_with_a_miqp_solver_reaches_the_exact_leader_cost():
     pytest.importorskip("pyscipopt", reason="optional extra mosaik-bilevel[miqp]")
-    from mosaik_bilevel.ldd_admm import PenaltySpec
+    from mosaik_bilevel.methods.ldd_admm import PenaltySpec
 
     case = load_case("random", seed=1)
     exact = solve(case, "exact", "dlmp", options=TIGHT)

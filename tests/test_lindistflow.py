@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from mosaik_bilevel.cases.european_lv import reduced_european_lv_feeder
-from mosaik_bilevel.highs import solve_model
-from mosaik_bilevel.lindistflow import Withdrawals, add_lindistflow
-from mosaik_bilevel.linear import LinearModel
-from mosaik_bilevel.network import radial_network
+from mosaik_bilevel.data.network import radial_network
+from mosaik_bilevel.model.lindistflow import Withdrawals, add_lindistflow
+from mosaik_bilevel.model.linear import LinearModel
+from mosaik_bilevel.solvers.highs import solve_model
 
 TOLERANCE_PU = 0.005
 TOLERANCE_REVERSE_FLOW_PU = 0.01

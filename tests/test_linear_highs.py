@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mosaik_bilevel.highs import HighsSolver, SolveStatus, solve_model
-from mosaik_bilevel.linear import LinearModel
+from mosaik_bilevel.model.linear import LinearModel
+from mosaik_bilevel.solvers.highs import HighsSolver, SolveStatus, solve_model
 
 
 def small_lp(rhs=3.0, cost_b=1.5, eq_rhs=0.5):
@@ -84,7 +84,7 @@ def test_model_blocks_label_their_values():
 def test_options_reach_highs(on):
     import highspy
 
-    from mosaik_bilevel.highs import SUB_MIP_HEURISTICS, SolverOptions
+    from mosaik_bilevel.solvers.highs import SUB_MIP_HEURISTICS, SolverOptions
 
     h = highspy.Highs()
     SolverOptions(mip_rel_gap=1e-7, mip_sub_mip_heuristics=on, time_limit_s=12.0).apply(h)

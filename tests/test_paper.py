@@ -6,7 +6,7 @@ import pytest
 
 from mosaik_bilevel.cases import simbench_profiles as sb
 from mosaik_bilevel.cases.paper import COMMUNITY_BUSES, paper_case
-from mosaik_bilevel.solve import Solver
+from mosaik_bilevel.methods.exact import Solver
 
 
 def raw_profile(column: str) -> pd.DataFrame:

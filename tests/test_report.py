@@ -8,13 +8,13 @@ import sys
 import pandas as pd
 import pytest
 
-from mosaik_bilevel.case_io import load_case
-from mosaik_bilevel.ldd_admm import solve_ldd_admm
-from mosaik_bilevel.report import ReportInputError, read_run, write_report
-from mosaik_bilevel.report.figures import FIGURES
+from mosaik_bilevel.analysis.report import ReportInputError, read_run, write_report
+from mosaik_bilevel.analysis.report.figures import FIGURES
+from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.methods.exact import Solver
+from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm
+from mosaik_bilevel.operation.ac_check import ac_summary, validate_dispatch
 from mosaik_bilevel.scenarios.run import simulate
-from mosaik_bilevel.solve import Solver
-from mosaik_bilevel.validation import ac_summary, validate_dispatch
 
 
 def _solve_folder(path, method="exact"):

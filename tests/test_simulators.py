@@ -19,8 +19,12 @@ import pandas as pd
 import pytest
 
 from mosaik_bilevel import load_case, solve
-from mosaik_bilevel.ac import ACNetwork, ldf_voltages
-from mosaik_bilevel.operation import CommunityOperation, ForecastError, local_dispatch
+from mosaik_bilevel.operation.ac_network import ACNetwork, ldf_voltages
+from mosaik_bilevel.operation.community_operation import (
+    CommunityOperation,
+    ForecastError,
+    local_dispatch,
+)
 from mosaik_bilevel.scenarios.run import simulate
 from mosaik_bilevel.scenarios.system import (
     QUIET,
@@ -318,7 +322,7 @@ def test_a_simulator_failing_in_another_process_fails_the_run(tmp_path):
 
 
 def test_world_clears_with_ldd_admm_as_the_method_does_in_process(tmp_path):
-    from mosaik_bilevel.ldd_admm import solve_ldd_admm
+    from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm
 
     summary = simulate("tiny", days=1, method="ldd_admm", out=tmp_path, **EXACT)
     [day] = summary["days"]
@@ -334,7 +338,7 @@ def test_world_clears_with_ldd_admm_as_the_method_does_in_process(tmp_path):
 @pytest.mark.parametrize("mode", ["python", "cmd"])
 def test_ldd_admm_as_same_time_loops_equals_the_method_in_process(tmp_path, mode):
     """Each iteration a mosaik pass; the community simulators solve their own steps."""
-    from mosaik_bilevel.ldd_admm import solve_ldd_admm
+    from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm
 
     summary = simulate("tiny", days=1, method="ldd_admm", out=tmp_path, mode=mode,
                        admm={"in_loop": True}, **EXACT)

@@ -1,11 +1,15 @@
-"""AC validation of a solved horizon (mosaik_bilevel.validation)."""
+"""AC validation of a solved horizon (mosaik_bilevel.operation.ac_check)."""
 
 import numpy as np
 import pytest
 
-from mosaik_bilevel.case_io import load_case
-from mosaik_bilevel.solve import Solver
-from mosaik_bilevel.validation import AC_COLUMNS, ac_summary, validate_dispatch
+from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.methods.exact import Solver
+from mosaik_bilevel.operation.ac_check import (
+    AC_COLUMNS,
+    ac_summary,
+    validate_dispatch,
+)
 
 
 @pytest.mark.parametrize("method", ["exact", "integrated"])

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..case import Case, Community, Substation
+from ..data.case import Case, Community, Substation
 from ..errors import CaseError
 from . import simbench_profiles as sb
 from .european_lv import reduced_european_lv_feeder

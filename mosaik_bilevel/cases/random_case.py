@@ -12,7 +12,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from ..case import Case, Community, Substation
+from ..data.case import Case, Community, Substation
 
 MV_KV, LV_KV = 12.66, 0.4
 
@@ -86,8 +86,8 @@ def random_case(
     is feasible, which makes every method's problem feasible; otherwise the generator draws
     again from the same stream, so the result still depends on ``seed`` alone.
     """
-    from ..formulation import build_formulation
-    from ..highs import solve_model
+    from ..model.formulation import build_formulation
+    from ..solvers.highs import solve_model
 
     rng = np.random.default_rng(seed)
     for _ in range(100):

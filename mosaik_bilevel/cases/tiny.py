@@ -14,7 +14,7 @@ from pathlib import Path
 import pandapower as pp
 import pandas as pd
 
-from ..case import Case, Community, Substation
+from ..data.case import Case, Community, Substation
 from .random_case import LV_KV, MV_KV
 
 FOLDER = Path(__file__).parent / "tiny"
@@ -99,12 +99,12 @@ def build_tiny() -> Case:
 
 def tiny_case() -> Case:
     """Load the shipped ``tiny`` case folder."""
-    from ..case_io import load_case
+    from ..data.folder import load_case
 
     return load_case(FOLDER)
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerates the shipped folder
-    from ..case_io import save_case
+    from ..data.folder import save_case
 
     print(save_case(build_tiny(), FOLDER))

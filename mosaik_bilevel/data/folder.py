@@ -1,0 +1,345 @@
+"""Reading and writing cases as folders (YAML + pandapower JSON + CSV), and built-in names.
+
+A case folder holds ``case.yaml`` and the files it names; see ``docs/case_format.md`` for the
+format and ``mosaik_bilevel/cases/tiny`` for a complete example. Every problem is reported as a
+:class:`~mosaik_bilevel.errors.CaseError` naming the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import CaseError
+from .case import PRICE_NAMES, Case, Community, Substation
+
+CASE_FILE = "case.yaml"
+_TOP_KEYS = {"name", "step_minutes", "horizon_hours", "polygon_sides", "costs", "mv", "prices",
+             "communities", "notes"}
+_MV_KEYS = {"network", "substation", "generators", "pv_plants", "timeseries"}
+_MV_SERIES = {"load_p_mw", "load_q_mvar", "pv_plant_availability_pu"}
+_COMMUNITY_KEYS = {"name", "mv_bus", "network", "transformer_s_mva", "vm_set_pu", "members",
+                   "pv", "batteries", "shiftable", "timeseries"}
+_COMMUNITY_SERIES = {"member_p_mw", "member_q_mvar", "pv_availability_pu"}
+_SUBSTATION_KEYS = {"p_import_max_mw", "p_export_max_mw", "s_max_mva", "vm_set_pu"}
+_COST_KEYS = {"battery_wear_per_mwh", "curtailment_per_mwh"}
+
+
+def builtin_cases() -> list[str]:
+    """Names accepted by :func:`load_case` besides folders."""
+    return ["paper", "tiny", "random"]
+
+
+def load_case(name_or_path, **options) -> Case:
+    """Load a built-in case by name or a case folder (or its ``case.yaml``).
+
+    Parameters
+    ----------
+    name_or_path
+        ``"paper"``, ``"tiny"``, ``"random"`` or a path.
+    options
+        Options of the built-in case (e.g. ``day``, ``step_minutes`` for ``paper``;
+        ``seed`` for ``random``). A folder takes none.
+    """
+    key = str(name_or_path)
+    if key == "paper":
+        from ..cases.paper import paper_case
+        return paper_case(**options)
+    if key == "tiny":
+        from ..cases.tiny import tiny_case
+        return tiny_case(**options)
+    if key == "random":
+        from ..cases.random_case import random_case
+        return random_case(**options)
+    path = Path(key)
+    if path.is_dir():
+        path = path / CASE_FILE
+    if not path.exists():
+        raise CaseError(key, "case", f"no such case: not a built-in name ({builtin_cases()}) "
+                                     f"nor an existing folder or {CASE_FILE}")
+    if options:
+        raise CaseError(str(path), "options", f"a case folder takes no options, got "
+                                              f"{sorted(options)}")
+    return _read_folder(path)
+
+
+# -- reading --------------------------------------------------------------------------------
+def _mapping(value, src: str, field: str, allowed: set[str], required=()) -> dict:
+    if not isinstance(value, dict):
+        raise CaseError(src, field, f"must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise CaseError(src, f"{field}.{unknown[0]}" if field else unknown[0],
+                        f"unknown key; expected one of {sorted(allowed)}")
+    for key in required:
+        if key not in value:
+            raise CaseError(src, f"{field}.{key}" if field else key, "missing")
+    return value
+
+
+def _number(value, src: str, field: str, *, positive=False, minimum=None) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise CaseError(src, field, f"not a number: {value!r}") from None
+    if math.isnan(out) or (positive and out <= 0) or (minimum is not None and out < minimum):
+        rule = "> 0" if positive else f">= {minimum}"
+        raise CaseError(src, field, f"must be a number {rule}, got {value!r}")
+    return out
+
+
+def _file(folder: Path, name, src: str, field: str) -> Path:
+    if not isinstance(name, str):
+        raise CaseError(src, field, "must be a file name")
+    path = folder / name
+    if not path.exists():
+        raise CaseError(src, field, f"file not found: {name}")
+    return path
+
+
+def _read_net(path: Path):
+    import pandapower as pp
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pp.from_json(str(path))
+    except Exception as exc:  # pandapower raises many kinds
+        raise CaseError(str(path), "file", f"not a readable pandapower JSON network ({exc})")\
+            from None
+
+
+def _read_csv(path: Path, key: str) -> pd.DataFrame:
+    """A CSV file that must have the column ``key``."""
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:
+        raise CaseError(str(path), "file", f"not a readable CSV file ({exc})") from None
+    if key not in frame.columns:
+        raise CaseError(str(path), key, "missing column" + (
+            " (element names)" if key == "name" else ""))
+    return frame
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    frame = _read_csv(path, "name")
+    frame["name"] = frame["name"].astype(str)
+    return frame.set_index("name")
+
+
+def _read_series(path: Path) -> pd.DataFrame:
+    frame = _read_csv(path, "time")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time")), name="time")
+    except (ValueError, TypeError) as exc:
+        raise CaseError(str(path), "time", f"not readable as timestamps ({exc})") from None
+    frame.index = index
+    frame.columns = [str(c) for c in frame.columns]
+    for col in frame.columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            raise CaseError(str(path), col, f"not a number at {frame.index[bad][0]}: "
+                                            f"{frame[col][bad].iloc[0]!r}")
+        frame[col] = values.astype(float)
+    return frame
+
+
+def _bus_columns(frame: pd.DataFrame, src: str) -> pd.DataFrame:
+    try:
+        frame.columns = [int(c) for c in frame.columns]
+    except ValueError:
+        bad = next(c for c in frame.columns if not str(c).lstrip("-").isdigit())
+        raise CaseError(src, str(bad), "column must be an MV bus index") from None
+    return frame
+
+
+def _read_folder(path: Path) -> Case:
+    folder = path.parent
+    src = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CaseError(src, "file", f"not valid YAML ({exc})") from None
+    raw = _mapping(raw, src, "", _TOP_KEYS, required=("name", "step_minutes", "mv", "prices",
+                                                      "communities"))
+    step_h = _number(raw["step_minutes"], src, "step_minutes", positive=True) / 60.0
+    horizon_h = _number(raw.get("horizon_hours", 24), src, "horizon_hours", positive=True)
+    costs = _mapping(raw.get("costs", {}), src, "costs", _COST_KEYS)
+    mv = _mapping(raw["mv"], src, "mv", _MV_KEYS, required=("network", "timeseries"))
+    sub_raw = _mapping(mv.get("substation", {}), src, "mv.substation", _SUBSTATION_KEYS)
+    substation = Substation(**{
+        k: _number(v, src, f"mv.substation.{k}", minimum=0.0) for k, v in sub_raw.items()})
+    series = _mapping(mv["timeseries"], src, "mv.timeseries", _MV_SERIES,
+                      required=("load_p_mw", "load_q_mvar"))
+
+    def table(section, key, field):
+        if key not in section:
+            return pd.DataFrame({"name": []}).set_index("name")
+        return _read_table(_file(folder, section[key], src, field))
+
+    generators = table(mv, "generators", "mv.generators")
+    pv_plants = table(mv, "pv_plants", "mv.pv_plants")
+    prices = _read_series(_file(folder, raw["prices"], src, "prices"))
+    timeline = prices.index
+    files = {"prices": str(folder / raw["prices"])}
+    files.update({k: str(folder / mv[k]) for k in ("generators", "pv_plants") if k in mv})
+    files.update({("mv_" + k if k.startswith("load") else k): str(folder / v)
+                  for k, v in series.items()})
+
+    def mv_series(key, columns=None):
+        if key not in series:
+            return pd.DataFrame(index=timeline, columns=columns, dtype=float)
+        file = _file(folder, series[key], src, f"mv.timeseries.{key}")
+        return _read_series(file)
+
+    load_p = _bus_columns(mv_series("load_p_mw"), f"{folder / series['load_p_mw']}")
+    load_q = _bus_columns(mv_series("load_q_mvar"), f"{folder / series['load_q_mvar']}")
+    pv_avail = mv_series("pv_plant_availability_pu")
+
+    communities = []
+    if not isinstance(raw["communities"], list):
+        raise CaseError(src, "communities", "must be a list")
+    for i, entry in enumerate(raw["communities"]):
+        field = f"communities[{i}]"
+        entry = _mapping(entry, src, field, _COMMUNITY_KEYS,
+                         required=("name", "mv_bus", "network", "members", "timeseries"))
+        cseries = _mapping(entry["timeseries"], src, f"{field}.timeseries", _COMMUNITY_SERIES,
+                           required=("member_p_mw", "member_q_mvar"))
+
+        def cfile(key, section=entry, prefix=field):
+            return _file(folder, section[key], src, f"{prefix}.{key}")
+
+        try:
+            mv_bus = int(entry["mv_bus"])
+        except (TypeError, ValueError):
+            raise CaseError(src, f"{field}.mv_bus", f"not a bus index: {entry['mv_bus']!r}")\
+                from None
+        kwargs = {}
+        if "transformer_s_mva" in entry:
+            kwargs["transformer_s_mva"] = _number(entry["transformer_s_mva"], src,
+                                                  f"{field}.transformer_s_mva", positive=True)
+        if "vm_set_pu" in entry:
+            kwargs["vm_set_pu"] = _number(entry["vm_set_pu"], src, f"{field}.vm_set_pu",
+                                          positive=True)
+        for key in ("pv", "batteries", "shiftable"):
+            if key in entry:
+                kwargs[key] = _read_table(cfile(key))
+        pv_file = cseries.get("pv_availability_pu")
+        cfiles = {k: str(folder / entry[k])
+                  for k in ("members", "pv", "batteries", "shiftable") if k in entry}
+        cfiles.update({k: str(folder / v) for k, v in cseries.items()})
+        communities.append(Community(
+            name=str(entry["name"]),
+            mv_bus=mv_bus,
+            net=_read_net(cfile("network")),
+            members=_read_table(cfile("members")),
+            member_p_mw=_read_series(cfile("member_p_mw", cseries, f"{field}.timeseries")),
+            member_q_mvar=_read_series(cfile("member_q_mvar", cseries, f"{field}.timeseries")),
+            pv_availability_pu=(_read_series(cfile("pv_availability_pu", cseries,
+                                                   f"{field}.timeseries"))
+                                if pv_file else None),
+            source=f"{src}: {field} ({entry['name']})",
+            files=cfiles,
+            **kwargs,
+        ))
+    case = Case(
+        name=str(raw["name"]),
+        step_h=step_h,
+        mv_net=_read_net(_file(folder, mv["network"], src, "mv.network")),
+        substation=substation,
+        generators=generators,
+        pv_plants=pv_plants,
+        mv_load_p_mw=load_p,
+        mv_load_q_mvar=load_q,
+        pv_plant_availability_pu=pv_avail,
+        prices=prices,
+        communities=communities,
+        battery_wear_per_mwh=_number(costs.get("battery_wear_per_mwh", 0.0), src,
+                                     "costs.battery_wear_per_mwh", minimum=0.0),
+        curtailment_per_mwh=_number(costs.get("curtailment_per_mwh", 0.0), src,
+                                    "costs.curtailment_per_mwh", minimum=0.0),
+        polygon_sides=int(_number(raw.get("polygon_sides", 8), src, "polygon_sides",
+                                  positive=True)),
+        horizon_h=horizon_h,
+        notes=dict(raw.get("notes") or {}),
+        source=src,
+        files=files,
+    )
+    return case.validate()
+
+
+# -- writing --------------------------------------------------------------------------------
+def _write_series(frame: pd.DataFrame, path: Path) -> None:
+    out = frame.copy()
+    out.index = out.index.strftime("%Y-%m-%d %H:%M")
+    out.index.name = "time"
+    out.to_csv(path)
+
+
+def save_case(case: Case, folder) -> Path:
+    """Write ``case`` as a case folder; returns the path of its ``case.yaml``."""
+    import pandapower as pp
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pp.to_json(case.mv_net, str(folder / "mv_network.json"))
+    case.generators.to_csv(folder / "generators.csv")
+    case.pv_plants.to_csv(folder / "pv_plants.csv")
+    _write_series(case.prices[list(PRICE_NAMES)], folder / "prices.csv")
+    _write_series(case.mv_load_p_mw, folder / "mv_load_p_mw.csv")
+    _write_series(case.mv_load_q_mvar, folder / "mv_load_q_mvar.csv")
+    _write_series(case.pv_plant_availability_pu, folder / "pv_plant_availability_pu.csv")
+    communities = []
+    for c in case.communities:
+        sub = folder / "communities" / c.name
+        sub.mkdir(parents=True, exist_ok=True)
+        rel = f"communities/{c.name}"
+        pp.to_json(c.net, str(sub / "lv_network.json"))
+        for key in ("members", "pv", "batteries", "shiftable"):
+            getattr(c, key).to_csv(sub / f"{key}.csv")
+        _write_series(c.member_p_mw, sub / "member_p_mw.csv")
+        _write_series(c.member_q_mvar, sub / "member_q_mvar.csv")
+        _write_series(c.pv_availability_pu, sub / "pv_availability_pu.csv")
+        entry = {
+            "name": c.name, "mv_bus": int(c.mv_bus), "network": f"{rel}/lv_network.json",
+            "vm_set_pu": float(c.vm_set_pu),
+            "members": f"{rel}/members.csv", "pv": f"{rel}/pv.csv",
+            "batteries": f"{rel}/batteries.csv", "shiftable": f"{rel}/shiftable.csv",
+            "timeseries": {"member_p_mw": f"{rel}/member_p_mw.csv",
+                           "member_q_mvar": f"{rel}/member_q_mvar.csv",
+                           "pv_availability_pu": f"{rel}/pv_availability_pu.csv"},
+        }
+        if c.transformer_s_mva is not None:
+            entry["transformer_s_mva"] = float(c.transformer_s_mva)
+        communities.append(entry)
+    sub = case.substation
+    doc = {
+        "name": case.name,
+        "step_minutes": float(case.step_h * 60),
+        "horizon_hours": float(case.horizon_h),
+        "polygon_sides": int(case.polygon_sides),
+        "costs": {"battery_wear_per_mwh": float(case.battery_wear_per_mwh),
+                  "curtailment_per_mwh": float(case.curtailment_per_mwh)},
+        "mv": {
+            "network": "mv_network.json",
+            "substation": {k: float(getattr(sub, k)) for k in sorted(_SUBSTATION_KEYS)
+                           if np.isfinite(getattr(sub, k))},
+            "generators": "generators.csv",
+            "pv_plants": "pv_plants.csv",
+            "timeseries": {"load_p_mw": "mv_load_p_mw.csv", "load_q_mvar": "mv_load_q_mvar.csv",
+                           "pv_plant_availability_pu": "pv_plant_availability_pu.csv"},
+        },
+        "prices": "prices.csv",
+        "communities": communities,
+    }
+    if case.notes:
+        doc["notes"] = {str(k): str(v) for k, v in case.notes.items()}
+    path = folder / CASE_FILE
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,0 +1,215 @@
+"""Radial network data from a pandapower net, in the form LinDistFlow needs.
+
+A :class:`RadialNetwork` lists the buses in breadth-first order from the root and one branch
+per non-root bus (the branch from its parent), with series impedances in per unit on a
+1 MVA base (so power in MW enters the LinDistFlow voltage equation directly) and thermal
+ratings in MVA. Lines and two-winding transformers are branches; out-of-service elements and
+elements behind an open switch are left out. Anything else that would make the network
+non-radial or change its impedances is rejected with a clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import CaseError
+
+S_BASE_MVA = 1.0
+_UNSUPPORTED = ("trafo3w", "impedance", "dcline", "xward", "ward", "tcsc", "ssc", "svc",
+                "vsc")
+
+
+@dataclass(frozen=True)
+class RadialNetwork:
+    """A radial network rooted at one bus.
+
+    Attributes
+    ----------
+    buses
+        pandapower bus indices, breadth-first from the root (``buses[0]`` is the root).
+    branches
+        One row per non-root bus ``to_bus`` (same order as ``buses[1:]``), with columns
+        ``from_bus``, ``to_bus``, ``r_pu``, ``x_pu`` (1 MVA base), ``s_max_mva``,
+        ``element`` ('line' or 'trafo') and ``element_index``.
+    vn_kv, vm_min_pu, vm_max_pu
+        Per bus (aligned with ``buses``).
+    """
+
+    buses: pd.Index
+    branches: pd.DataFrame
+    vn_kv: np.ndarray
+    vm_min_pu: np.ndarray
+    vm_max_pu: np.ndarray
+
+    @property
+    def root(self) -> int:
+        return int(self.buses[0])
+
+    @property
+    def n_buses(self) -> int:
+        return len(self.buses)
+
+    @property
+    def n_branches(self) -> int:
+        return len(self.branches)
+
+    @cached_property
+    def position(self) -> pd.Series:
+        """Position in :attr:`buses` of each pandapower bus index."""
+        return pd.Series(np.arange(self.n_buses), index=self.buses)
+
+    @cached_property
+    def parent_position(self) -> np.ndarray:
+        """For each branch, the position of its parent (from) bus."""
+        return self.position.loc[self.branches["from_bus"]].to_numpy()
+
+    @cached_property
+    def child_position(self) -> np.ndarray:
+        """For each branch, the position of its child (to) bus (= branch number + 1)."""
+        return self.position.loc[self.branches["to_bus"]].to_numpy()
+
+    @cached_property
+    def path_matrix(self) -> sp.csr_matrix:
+        """``M[b, k] = 1`` when branch ``b`` lies on the path from the root to bus ``k``.
+
+        The flow on branch ``b`` (towards the leaves) is ``M[b] @ withdrawals``, and the
+        voltage drop at bus ``k`` sums branch terms over column ``k``.
+        """
+        rows, cols = [], []
+        ancestors: list[list[int]] = [[] for _ in range(self.n_buses)]
+        for b, (parent, child) in enumerate(
+                zip(self.parent_position, self.child_position, strict=True)):
+            # breadth-first order: a parent's list is complete before its children's
+            ancestors[child] = [*ancestors[parent], b]
+        for k, branch_list in enumerate(ancestors):
+            rows.extend(branch_list)
+            cols.extend([k] * len(branch_list))
+        data = np.ones(len(rows))
+        return sp.csr_matrix((data, (rows, cols)), shape=(self.n_branches, self.n_buses))
+
+
+def radial_network(
+    net,
+    *,
+    root: int | None = None,
+    exclude: tuple[tuple[str, int], ...] = (),
+    ignore_buses: tuple[int, ...] = (),
+    source: str = "network",
+) -> RadialNetwork:
+    """Extract the radial network of ``net`` below ``root`` (default: the ext_grid bus).
+
+    Parameters
+    ----------
+    net
+        A pandapower network.
+    root
+        Bus to root the tree at (default: the bus of the single in-service ext_grid).
+    exclude
+        Branches ``(element, index)`` to leave out, e.g. an LV feeder's own transformer when
+        the tree is rooted at its LV terminal.
+    ignore_buses
+        Buses that need not be reached from the root (e.g. that transformer's MV terminal).
+    source
+        Name of the file the network came from, for error messages.
+    """
+    for table in _UNSUPPORTED:
+        if table in net and len(net[table]) and net[table]["in_service"].any():
+            raise CaseError(source, table, "element type not supported by LinDistFlow")
+    if root is None:
+        eg = net.ext_grid[net.ext_grid.in_service]
+        if len(eg) != 1:
+            raise CaseError(source, "ext_grid", f"needs exactly one in-service ext_grid, "
+                                                 f"found {len(eg)}")
+        root = int(eg.bus.iloc[0])
+    if root not in net.bus.index:
+        raise CaseError(source, "bus", f"root bus {root} does not exist")
+
+    open_line, open_trafo = set(), set()
+    if "switch" in net and len(net.switch):
+        sw = net.switch
+        if ((sw.et == "b") & sw.closed).any():
+            raise CaseError(source, "switch", "closed bus-bus switches are not supported: "
+                                              "fuse the buses first "
+                                              "(pandapower.toolbox.fuse_buses)")
+        open_line = set(sw.element[(sw.et == "l") & ~sw.closed].astype(int))
+        open_trafo = set(sw.element[(sw.et == "t") & ~sw.closed].astype(int))
+
+    in_service_bus = set(net.bus.index[net.bus.in_service])
+    edges = []  # (bus_a, bus_b, r_pu, x_pu, s_max, element, index)
+    for idx, line in net.line.iterrows():
+        if not line.in_service or idx in open_line:
+            continue
+        fb, tb = int(line.from_bus), int(line.to_bus)
+        if fb not in in_service_bus or tb not in in_service_bus:
+            continue
+        vn = float(net.bus.vn_kv.at[fb])
+        par = float(line.parallel)
+        r_ohm = line.r_ohm_per_km * line.length_km / par
+        x_ohm = line.x_ohm_per_km * line.length_km / par
+        z_base = vn ** 2 / S_BASE_MVA
+        s_max = np.sqrt(3.0) * vn * line.max_i_ka * par * float(line.get("df", 1.0))
+        edges.append((fb, tb, r_ohm / z_base, x_ohm / z_base, s_max, "line", int(idx)))
+    for idx, tr in net.trafo.iterrows():
+        if not tr.in_service or idx in open_trafo:
+            continue
+        hv, lv = int(tr.hv_bus), int(tr.lv_bus)
+        if hv not in in_service_bus or lv not in in_service_bus:
+            continue
+        par = float(tr.parallel)
+        z = tr.vk_percent / 100.0 * S_BASE_MVA / tr.sn_mva / par
+        r = tr.vkr_percent / 100.0 * S_BASE_MVA / tr.sn_mva / par
+        x = np.sqrt(max(z ** 2 - r ** 2, 0.0))
+        edges.append((hv, lv, r, x, float(tr.sn_mva) * par, "trafo", int(idx)))
+
+    adjacency: dict[int, list[int]] = {}
+    for e, (a, b, *_rest) in enumerate(edges):
+        if (edges[e][5], edges[e][6]) in exclude:
+            continue
+        adjacency.setdefault(a, []).append(e)
+        adjacency.setdefault(b, []).append(e)
+
+    order, seen, used, branch_rows = [root], {root}, set(), []
+    head = 0
+    while head < len(order):
+        bus = order[head]
+        head += 1
+        for e in adjacency.get(bus, []):
+            if e in used:
+                continue
+            used.add(e)
+            a, b, r, x, s_max, element, index = edges[e]
+            other = b if a == bus else a
+            if other in seen:
+                raise CaseError(source, element,
+                                f"the in-service network is not radial: {element} {index} "
+                                f"closes a loop at bus {other}")
+            seen.add(other)
+            order.append(other)
+            branch_rows.append((bus, other, r, x, s_max, element, index))
+
+    unreached = in_service_bus - seen - set(ignore_buses)
+    if unreached:
+        sample = sorted(unreached)[:5]
+        raise CaseError(source, "bus", f"{len(unreached)} in-service buses are not connected "
+                                       f"to the root bus {root}, e.g. {sample}")
+    branches = pd.DataFrame(
+        branch_rows,
+        columns=["from_bus", "to_bus", "r_pu", "x_pu", "s_max_mva", "element",
+                 "element_index"],
+    )
+    buses = pd.Index(order, name="bus")
+    bus_table = net.bus.loc[order]
+    vmin = bus_table.get("min_vm_pu", pd.Series(np.nan, index=bus_table.index))
+    vmax = bus_table.get("max_vm_pu", pd.Series(np.nan, index=bus_table.index))
+    return RadialNetwork(
+        buses=buses,
+        branches=branches,
+        vn_kv=bus_table.vn_kv.to_numpy(dtype=float),
+        vm_min_pu=vmin.to_numpy(dtype=float),
+        vm_max_pu=vmax.to_numpy(dtype=float),
+    )

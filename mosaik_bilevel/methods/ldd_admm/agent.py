@@ -1,0 +1,123 @@
+"""A community's private side of LDD-ADMM: its data, its model, its solver (model.md §6).
+
+A :class:`CommunityAgent` is built from one community's data and the case's public settings,
+inside whatever process the backend puts it in; nothing else ever holds its data. Its
+methods take and return plain Python values only (lists of floats, strings, dicts), which
+is all that crosses a process or machine boundary:
+
+- :meth:`open` builds the community's model for one horizon (once) and discloses the
+  reactive exchange profile and the transformer rating;
+- :meth:`propose` solves ``min L_c(x) + ν'x + ρ/2 ‖x − z‖²`` and returns the exchange
+  profile ``x`` only (with the step's solver status and error bound);
+- :meth:`report`, once after the iterations, returns the community's own cost per period of
+  every step: the community's share of the leader's objective, and nothing else. Its
+  schedules (batteries, shiftable loads) never leave it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...data.case import Community, CommunitySettings
+from ...model.formulation import add_tariff
+from ...model.linear import LinearModel
+from ...model.lv_community import add_community
+from ...solvers.highs import SolverOptions
+from ...solvers.lazy import LazyBinaries
+from .step import PenalizedStep, PenaltySpec
+
+
+class CommunityAgent:
+    """One community in LDD-ADMM (see the module docstring).
+
+    Parameters
+    ----------
+    community
+        The community's own data.
+    settings
+        The case's public settings (step, horizon, cost coefficients, polygon sides).
+    pricing
+        ``"dlmp"`` (payments belong to the coordinator) or ``"tariff"`` (paid here).
+    tariff
+        Import and export tariff per period of the case (``tariff_buy_per_mwh``,
+        ``tariff_sell_per_mwh``), public; needed in ``tariff`` pricing.
+    """
+
+    def __init__(self, community: Community, settings: CommunitySettings, *, pricing: str,
+                 tariff: pd.DataFrame | None = None, options: SolverOptions | None = None,
+                 penalty: PenaltySpec | None = None):
+        self._community = community
+        self._settings = settings
+        self._pricing = pricing
+        self._tariff = tariff
+        self._options = options or SolverOptions()
+        self._penalty_spec = penalty or PenaltySpec()
+        self._step: PenalizedStep | None = None
+
+    @property
+    def name(self) -> str:
+        return self._community.name
+
+    # -- the protocol (plain values in and out) -----------------------------------------------
+    def open(self, start: str, n_periods: int, initial_energy_mwh: dict | None = None,
+             shiftable_done: dict | None = None) -> dict:
+        """Build the model of the horizon starting at ``start``; disclose what the grid needs.
+
+        ``initial_energy_mwh`` and ``shiftable_done``: the community's measured state.
+
+        Returns ``{"q_mvar": [...], "s_max_mva": float}``.
+        """
+        c = self._community
+        timeline = c.member_p_mw.index
+        first = timeline.get_indexer([pd.Timestamp(start)])[0]
+        periods = timeline[first:first + int(n_periods)]
+        model = LinearModel(f"community {c.name}")
+        initial = None if initial_energy_mwh is None else pd.Series(initial_energy_mwh)
+        blocks = add_community(model, self._settings, c, periods, name=f"c[{c.name}]",
+                               initial_energy_mwh=initial, shiftable_done=shiftable_done)
+        self._tariff_block = None
+        if self._pricing == "tariff":
+            self._tariff_block = add_tariff(model, self._settings.step_h, self._tariff,
+                                            [blocks], periods)
+        model.set_objective_term("multiplier", blocks.p_ex.ids, 0.0)
+        self._model, self._blocks, self._periods = model, blocks, periods
+        self._step = PenalizedStep(model, blocks.p_ex.ids, self._penalty_spec, self._options,
+                                   LazyBinaries.of([blocks], None), span_mw=2.0 * c.s_max_mva)
+        self._own_costs: list[list[float]] = []
+        return {"q_mvar": c.q_exchange_mvar.loc[periods].astype(float).tolist(),
+                "s_max_mva": float(c.s_max_mva)}
+
+    def propose(self, multiplier: list[float], target: list[float] | None,
+                rho: float, abs_gap: float | None = None) -> dict:
+        """Solve the community step; returns ``{"x": [...], "bound": δ, "status": ...}``.
+
+        ``abs_gap``: how far from its optimum the step may stop (default: the options').
+        ``bound`` is how far the answer can be from the exact quadratic step's optimum.
+        """
+        target = np.zeros(len(self._periods)) if target is None else np.asarray(target, float)
+        self._model.set_objective_term("multiplier", self._blocks.p_ex.ids,
+                                       np.asarray(multiplier, dtype=float))
+        step = self._step.solve(target, rho, abs_gap)
+        if step.x is None:
+            return {"x": None, "status": step.status}
+        self._own_costs.append(self._own_cost(step.x).tolist())  # private until report()
+        return {"x": step.x[self._blocks.p_ex.ids].tolist(), "bound": step.bound,
+                "status": step.status}
+
+    def report(self) -> dict:
+        """The community's own cost per period for every step since :meth:`open`.
+
+        ``{"own_cost": [[...], ...]}``: the part of the leader's cost that is the community's
+        (battery wear, curtailment and, in ``tariff`` pricing, the tariff); requested once,
+        after the iterations, to state the leader's cost of the chosen iterate.
+        """
+        return {"own_cost": [list(c) for c in self._own_costs]}
+
+    # -- internals ------------------------------------------------------------------------------
+    def _own_cost(self, x: np.ndarray) -> np.ndarray:
+        """Own cost per period: battery wear, curtailment and, in tariff pricing, the tariff."""
+        cost = self._blocks.own_cost_by_period(x)
+        if self._tariff_block is not None:
+            cost += self._tariff_block.payment_by_period(x)
+        return cost

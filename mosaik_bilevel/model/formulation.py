@@ -1,0 +1,176 @@
+"""The single model each method solves, for one horizon: model.md §4, §5 and §7.
+
+- ``exact``: the leader (every community) plus the follower's KKT system (§5); in ``dlmp``
+  pricing the payment ``λ'E p`` enters through strong duality as ``c'y - λ'd + μ'h``.
+- ``hpr``: the leader plus the follower's constraints, not its optimality; tariff payments.
+- ``integrated``: the leader plus the follower's constraints; the objective is the system's
+  cost (communities' own costs plus the follower's); payments cancel.
+- ``standalone``: the communities against the tariff alone; the follower is solved after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..data.case import Case
+from .big_m import SAFETY, follower_dual_big_m
+from .follower import Follower, build_follower
+from .kkt import Embedding, KKTSystem, add_kkt, embed
+from .linear import LinearModel, Variables
+from .lv_community import CommunityBlocks, add_community
+
+Method = Literal["exact", "hpr", "integrated", "standalone"]
+Pricing = Literal["dlmp", "tariff"]
+METHODS: tuple[str, ...] = ("exact", "hpr", "integrated", "standalone")
+PRICINGS: tuple[str, ...] = ("dlmp", "tariff")
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Import and export parts of every community's exchange, paid at the tariff."""
+
+    p_import: Variables
+    p_export: Variables
+    cols: np.ndarray
+    coefs: np.ndarray
+
+    def payment(self, x: np.ndarray) -> float:
+        return float(self.coefs @ x[self.cols])
+
+    def payment_by_period(self, x: np.ndarray) -> np.ndarray:
+        """Tariff payments per period (summed over communities)."""
+        n = self.p_import.shape[1]
+        return (self.coefs * x[self.cols]).reshape(-1, n).sum(axis=0)
+
+
+@dataclass
+class Formulation:
+    """A method's model for one horizon and the blocks results are read from."""
+
+    method: str
+    pricing: str
+    case: Case
+    periods: pd.DatetimeIndex
+    model: LinearModel
+    communities: list[CommunityBlocks]
+    follower: Follower
+    kkt: KKTSystem | None = None
+    primal: Embedding | None = None
+    tariff: Tariff | None = None
+    state: dict = field(default_factory=dict)  # the measured state the horizon starts from
+
+    @property
+    def exchange_ids(self) -> np.ndarray:
+        """Column ids of the exchanges, community × period."""
+        return np.vstack([c.p_ex.ids for c in self.communities]).reshape(
+            len(self.communities), len(self.periods))
+
+    def exchanges(self, x: np.ndarray) -> np.ndarray:
+        return x[self.exchange_ids]
+
+    def own_cost(self, x: np.ndarray) -> float:
+        """The communities' own costs (battery wear, curtailment)."""
+        return float(sum(c.own_cost(x) for c in self.communities))
+
+    def follower_ids(self, block: Variables) -> np.ndarray | None:
+        """Host ids of a follower block, when the follower is part of this model."""
+        embedding = self.kkt.primal if self.kkt is not None else self.primal
+        return None if embedding is None else embedding.ids(block)
+
+
+def add_tariff(model: LinearModel, step_h: float, prices: pd.DataFrame,
+               communities: list[CommunityBlocks], periods: pd.DatetimeIndex) -> Tariff:
+    """Split each exchange into import and export parts and price them at the tariff.
+
+    ``prices`` has the columns ``tariff_buy_per_mwh`` and ``tariff_sell_per_mwh`` for
+    ``periods``.
+    """
+    names = pd.Index([c.community.name for c in communities], name="community")
+    caps = np.array([[c.community.s_max_mva] for c in communities])
+    p_imp = model.add_variables("tariff.p_import_mw", (names, periods), 0.0, caps)
+    p_exp = model.add_variables("tariff.p_export_mw", (names, periods), 0.0, caps)
+    split = model.add_constraints("tariff.split", (names, periods), "==", 0.0)
+    p_ex = np.vstack([c.p_ex.ids for c in communities]).reshape(p_imp.shape)
+    model.add_terms(split.ids, p_ex, 1.0)
+    model.add_terms(split.ids, p_imp.ids, -1.0)
+    model.add_terms(split.ids, p_exp.ids, 1.0)
+    buy = prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
+    sell = prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
+    cols = np.concatenate([p_imp.ids.ravel(), p_exp.ids.ravel()])
+    coefs = np.concatenate([np.broadcast_to(step_h * buy, p_imp.shape).ravel(),
+                            np.broadcast_to(-step_h * sell, p_exp.shape).ravel()])
+    model.add_objective(cols, coefs)
+    return Tariff(p_import=p_imp, p_export=p_exp, cols=cols, coefs=coefs)
+
+
+def build_formulation(
+    case: Case,
+    periods: pd.DatetimeIndex,
+    method: str = "exact",
+    pricing: str = "dlmp",
+    *,
+    dual_big_m_safety: float = SAFETY,
+    tighten: bool = True,
+    initial_energy_mwh: dict[str, pd.Series] | None = None,
+    shiftable_done: dict[str, pd.Series] | None = None,
+    p_init_mw: pd.Series | None = None,
+) -> Formulation:
+    """Build ``method``'s model of ``case`` over ``periods`` (see the module docstring).
+
+    Parameters
+    ----------
+    dual_big_m_safety
+        Safety factor γ of the dual big-Ms (``exact`` only).
+    tighten
+        Drop complementarity rows that can never bind (``exact`` only).
+    initial_energy_mwh
+        Measured battery states per community at the horizon start.
+    shiftable_done
+        Measured shiftable-load progress per community in the cycle the horizon starts in.
+    p_init_mw
+        Units' output before the horizon (first ramp).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if pricing not in PRICINGS:
+        raise ValueError(f"unknown pricing {pricing!r}; choose one of {PRICINGS}")
+    model = LinearModel(f"{method}-{pricing}")
+    initial = initial_energy_mwh or {}
+    done = shiftable_done or {}
+    blocks = [
+        add_community(model, case, c, periods, name=f"c[{c.name}]",
+                      initial_energy_mwh=initial.get(c.name), shiftable_done=done.get(c.name))
+        for c in case.communities
+    ]
+    follower = build_follower(case, periods, p_init_mw=p_init_mw)
+    exchanges = {follower.p_ex.name: np.vstack([b.p_ex.ids for b in blocks])}
+    form = Formulation(method=method, pricing=pricing, case=case, periods=periods,
+                       model=model, communities=blocks, follower=follower,
+                       state={"initial_energy_mwh": initial_energy_mwh,
+                              "shiftable_done": shiftable_done, "p_init_mw": p_init_mw})
+    if method == "exact":
+        form.kkt = add_kkt(
+            model, follower.model, exchanges,
+            lambda f: follower_dual_big_m(follower, f, dual_big_m_safety),
+            prefix="follower", tighten=tighten)
+        if pricing == "dlmp":
+            model.add_objective(*form.kkt.payment_terms())
+        else:
+            form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
+    elif method in ("hpr", "integrated"):
+        form.primal = embed(model, follower.model, exchanges, prefix="follower")
+        if method == "hpr":
+            form.pricing = "tariff"
+            form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
+        else:
+            a = follower.model.arrays
+            y = np.flatnonzero(~a.parameter)
+            model.add_objective(form.primal.col_map[y], a.cost[y])
+            model.objective_offset += a.offset
+    else:  # standalone
+        form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
+    return form

@@ -1,0 +1,273 @@
+"""The local market operator in operation: rolling-horizon clearings from measured state.
+
+:class:`MarketOperator` clears one horizon at a time with the exact method or LDD-ADMM, when
+its :class:`ClearingRule` says: once per day at the day's start (the default), once per day
+at a gate before the day (day-ahead), or every hour (or any interval) over a look-ahead
+(rolling). A clearing starts from the communities' measured state (battery energy,
+shiftable-load progress) — for a day-ahead gate, their plan's state at the delivery start —
+and the conventional units' scheduled output just before the delivery start (their first
+ramp). Each
+:class:`Clearing` keeps, per period, what the operator sends: every community's exchange
+schedule and settlement price, the follower's dispatch and the DLMPs. A failed clearing is a
+reported outcome (its status and message; no schedule), never an exception; every finished
+clearing can be written to disk as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.case import Case
+from ..errors import MosaikBilevelError
+from ..model.lv_community import state_series
+from ..results.result import SolveResult
+from ..solvers.highs import SolverOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClearingRule:
+    """When the market operator clears, and which periods.
+
+    Parameters
+    ----------
+    interval_h
+        Time between delivery starts (None: the case's ``horizon_h``, one clearing a day).
+    lookahead_h
+        Length of each cleared horizon (None: the case's ``horizon_h``). Horizons that would
+        run past the case's last period are shortened to it (a shrinking horizon).
+    lead_h
+        How long before its delivery start a horizon is cleared: a day-ahead gate (12 for
+        12:00 the day before a midnight start). The first horizon is cleared at the
+        simulation's start. A lead needs horizons that do not overlap (``interval_h ==
+        lookahead_h == horizon_h``): the state at the delivery start is then the end state
+        of the running schedule, which each community predicts from its own plan.
+    """
+
+    interval_h: float | None = None
+    lookahead_h: float | None = None
+    lead_h: float = 0.0
+
+    @classmethod
+    def daily(cls, lead_h: float = 0.0) -> ClearingRule:
+        """One horizon a day, cleared at its start or ``lead_h`` before it."""
+        return cls(None, None, float(lead_h))
+
+    @classmethod
+    def rolling(cls, interval_h: float = 1.0, lookahead_h: float | None = None) -> ClearingRule:
+        """Every ``interval_h``, the next ``lookahead_h`` (default the case's horizon)."""
+        return cls(float(interval_h), lookahead_h, 0.0)
+
+    def periods(self, case: Case) -> tuple[int, int, int]:
+        """(interval, look-ahead, lead) in periods of ``case``; raises ``ValueError``."""
+        values = []
+        for name, hours in (("interval_h", self.interval_h), ("lookahead_h", self.lookahead_h),
+                            ("lead_h", self.lead_h)):
+            hours = case.horizon_h if hours is None else float(hours)
+            n = hours / case.step_h
+            if abs(n - round(n)) > 1e-9 or n < (0 if name == "lead_h" else 1):
+                raise ValueError(f"clearing rule: {name} = {hours:g} h is not a whole, "
+                                 f"positive number of the case's {case.step_h * 60:g}-minute "
+                                 f"periods")
+            values.append(round(n))
+        interval, lookahead, lead = values
+        if lookahead < interval:
+            raise ValueError(f"clearing rule: the look-ahead ({lookahead} periods) is shorter "
+                             f"than the interval ({interval}): some periods would never be "
+                             f"cleared")
+        if lead and not interval == lookahead == case.horizon_periods:
+            raise ValueError("clearing rule: a gate before the delivery start (lead_h > 0) "
+                             "needs one non-overlapping horizon per day (interval_h == "
+                             "lookahead_h == the case's horizon_h)")
+        if lead >= interval:
+            raise ValueError(f"clearing rule: lead_h must be shorter than the interval "
+                             f"({interval * case.step_h:g} h)")
+        return interval, lookahead, lead
+
+
+@dataclass
+class Clearing:
+    """One clearing: the result and per-period lookups of what is sent."""
+
+    start: pd.Timestamp
+    status: str
+    message: str = ""
+    result: SolveResult | None = None
+    wall_s: float = math.nan
+    schedules: pd.DataFrame | None = None  # time × community, MW
+    prices: pd.DataFrame | None = None  # time × community, per MWh
+    dlmp: pd.DataFrame | None = None  # time × MV bus, per MWh
+    p_gen: pd.DataFrame | None = None  # time × unit, MW
+    q_gen: pd.DataFrame | None = None
+    p_pv_plant: pd.DataFrame | None = None
+    p_sub: pd.Series | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.schedules is not None
+
+    @property
+    def iterations(self) -> int:
+        if self.result is None:
+            return 0
+        return int(self.result.extra.get("iterations", 0) or 0)
+
+    def covers(self, ts: pd.Timestamp) -> bool:
+        return self.ok and ts in self.schedules.index
+
+
+class MarketOperator:
+    """Clears horizons of a case from measured state (see the module docstring).
+
+    Parameters
+    ----------
+    case
+        The case (the operator holds its MV side; ``exact`` also needs the communities'
+        data, LDD-ADMM hands each community's data to its own agent only).
+    method
+        ``exact`` or ``ldd_admm``.
+    pricing
+        ``dlmp`` or ``tariff``.
+    options
+        HiGHS options.
+    admm
+        Keyword arguments of LDD-ADMM: ``backend``, ``workers``, ``options``
+        (:class:`~mosaik_bilevel.methods.ldd_admm.ADMMOptions`).
+    out
+        Folder to write every clearing's result to as soon as it is done
+        (``out/<start>/``), or None.
+    rule
+        When to clear (:class:`ClearingRule`; default daily at the day's start).
+    start
+        The first delivery start (default the case's first period): where the simulation
+        starts.
+    """
+
+    def __init__(self, case: Case, method: str = "exact", pricing: str = "dlmp", *,
+                 options: SolverOptions | None = None, admm: dict | None = None,
+                 out: str | Path | None = None, rule: ClearingRule | None = None,
+                 start=None):
+        method = method.replace("-", "_")
+        if method not in ("exact", "ldd_admm"):
+            raise ValueError(f"the market operator clears with 'exact' or 'ldd_admm', not "
+                             f"{method!r}")
+        self.case, self.method, self.pricing = case, method, pricing
+        self.options = options or SolverOptions()
+        self.admm = dict(admm or {})
+        self.out = Path(out) if out is not None else None
+        self.rule = rule or ClearingRule()
+        self.clearings: list[Clearing] = []
+        self._solver = None
+        interval, self._lookahead, lead = self.rule.periods(case)
+        timeline = case.timeline
+        first = 0 if start is None else timeline.get_indexer([pd.Timestamp(start)])[0]
+        if first < 0:
+            raise ValueError(f"start {start} is not a period of the case")
+        #: clearing time -> delivery start
+        self._due = {timeline[max(k - lead, first)]: timeline[k]
+                     for k in range(first, len(timeline), interval)}
+
+    def clears_at(self, ts: pd.Timestamp) -> bool:
+        """Whether the operator clears a horizon at ``ts``."""
+        return pd.Timestamp(ts) in self._due
+
+    def delivery_start(self, ts: pd.Timestamp) -> pd.Timestamp | None:
+        """The start of the horizon cleared at ``ts`` (None if none is)."""
+        return self._due.get(pd.Timestamp(ts))
+
+    def n_periods(self, start: pd.Timestamp) -> int:
+        """Length of the horizon from ``start``: the look-ahead, or up to the case's end."""
+        timeline = self.case.timeline
+        return min(self._lookahead, len(timeline) - timeline.get_loc(pd.Timestamp(start)))
+
+    def current(self, ts: pd.Timestamp) -> Clearing | None:
+        """The latest clearing whose horizon covers ``ts``."""
+        for c in reversed(self.clearings):
+            if c.covers(ts):
+                return c
+        return None
+
+    def clear(self, start, initial_energy_mwh: dict[str, dict] | None = None,
+              shiftable_done: dict[str, dict] | None = None, *, backend=None) -> Clearing:
+        """Clear the horizon from ``start`` given the communities' state at ``start``.
+
+        ``initial_energy_mwh``: battery energy per community and battery;
+        ``shiftable_done``: periods each shiftable load has run in the current cycle.
+        ``backend`` overrides LDD-ADMM's backend for this clearing (e.g. a relay to the
+        community simulators).
+        """
+        start = pd.Timestamp(start)
+        state = {"initial_energy_mwh": state_series(initial_energy_mwh),
+                 "shiftable_done": state_series(shiftable_done),
+                 "p_init_mw": self._units_output_before(start),
+                 "n_periods": self.n_periods(start)}
+        t0 = time.perf_counter()
+        try:
+            result = self._solve(start, state, backend)
+        except MosaikBilevelError as err:  # a failed clearing is reported, not raised
+            clearing = Clearing(start, "error", f"{type(err).__name__}: {err}",
+                                getattr(err, "result", None), time.perf_counter() - t0)
+            log.warning("clearing from %s failed: %s", start, clearing.message)
+            self.clearings.append(clearing)
+            return clearing
+        clearing = self._lookups(start, result, time.perf_counter() - t0)
+        self.clearings.append(clearing)
+        if self.out is not None:
+            folder = self.out / start.strftime("%Y-%m-%dT%H%M")
+            if result is not None:
+                result.write(folder)
+        return clearing
+
+    # -- internals --------------------------------------------------------------------------
+    def _solve(self, start, state: dict, backend=None) -> SolveResult:
+        if self.method == "exact":
+            from ..methods.exact import Solver
+
+            if self._solver is None:
+                self._solver = Solver(self.case, "exact", self.pricing, options=self.options)
+            return self._solver.solve(start, **state)
+        from ..methods.ldd_admm import solve_ldd_admm
+
+        admm = dict(self.admm) if backend is None else {**self.admm, "backend": backend}
+        return solve_ldd_admm(self.case, self.pricing, start=start, solver_options=self.options,
+                              **state, **admm)
+
+    def _units_output_before(self, start: pd.Timestamp) -> pd.Series | None:
+        """The conventional units' scheduled output in the period before ``start``."""
+        before = start - pd.Timedelta(hours=self.case.step_h)
+        for c in reversed(self.clearings):
+            if c.ok and c.p_gen is not None and before in c.p_gen.index:
+                return c.p_gen.loc[before]
+        return None
+
+    def _lookups(self, start, result: SolveResult, wall: float) -> Clearing:
+        status = result.status
+        if result.exchanges is None or status not in ("optimal", "not_converged",
+                                                      "time_limit", "big_m_unverified"):
+            return Clearing(start, status, result.message, result, wall)
+        ex = result.exchanges
+        clearing = Clearing(
+            start, status, result.message, result, wall,
+            schedules=ex.pivot(index="time", columns="community", values="p_mw"),
+            prices=ex.pivot(index="time", columns="community", values="price_per_mwh"))
+        if result.dlmp is not None:
+            clearing.dlmp = result.dlmp.pivot(index="time", columns="bus",
+                                              values="dlmp_per_mwh")
+        d = result.mv_dispatch
+        if d is not None:
+            conv = d[d.kind == "conventional"]
+            if len(conv):
+                clearing.p_gen = conv.pivot(index="time", columns="unit", values="p_mw")
+                clearing.q_gen = conv.pivot(index="time", columns="unit", values="q_mvar")
+            pv = d[d.kind == "pv"]
+            if len(pv):
+                clearing.p_pv_plant = pv.pivot(index="time", columns="unit", values="p_mw")
+            clearing.p_sub = d[d.kind == "upstream"].set_index("time")["p_mw"]
+        return clearing
