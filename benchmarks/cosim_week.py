@@ -31,6 +31,7 @@ from collections import defaultdict
 import numpy as np
 import pandapower as pp
 
+from mosaik_bilevel.methods.ldd_admm.backends import default_backend
 from mosaik_bilevel.operation.ac_network import RECYCLE
 from mosaik_bilevel.scenarios.run import simulate
 from mosaik_bilevel.simulators import community, grid, market, recorder
@@ -114,7 +115,7 @@ def main() -> None:
     admm = None
     if args.method == "ldd-admm":
         admm = {"workers": args.workers,
-                "backend": "sequential" if args.workers <= 1 else "process"}
+                "backend": default_backend(args.workers)}
     GRID["steps_per_day"] = 24 * 60 // args.step_minutes
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or scratch

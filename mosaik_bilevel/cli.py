@@ -16,68 +16,56 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 
-from .data.folder import load_case, save_case
+from .api import solve
+from .cases import case_options, load_case
+from .data.folder import save_case
 from .errors import CertificateError, MosaikBilevelError
-from .methods.ldd_admm.algorithm import ADMMOptions as _ADMMOptions
-from .methods.ldd_admm.backends import BACKENDS
-from .model.formulation import METHODS, PRICINGS
+from .methods.ldd_admm import ADMMOptions, PenaltySpec
+from .methods.ldd_admm.backends import BACKENDS, default_backend
+from .methods.registry import CLEARING_METHODS, PRICINGS, cli_choices, method_name
 from .solvers.highs import SolverOptions
 
-ADMM_DEFAULTS = _ADMMOptions()
+ADMM_DEFAULTS = ADMMOptions()
+
+
+def _case_options(args) -> dict:
+    return case_options(args.case, day=args.day, days=args.days,
+                        step_minutes=args.step_minutes, seed=args.seed)
 
 
 def _case(args):
-    options = {}
-    if args.case == "paper":
-        options = {"day": args.day, "step_minutes": args.step_minutes, "days": args.days}
-    elif args.case == "random":
-        options = {"seed": args.seed}
-    return load_case(args.case, **options)
+    return load_case(args.case, **_case_options(args))
 
 
 def _add_case_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default="paper",
                    help="built-in case (paper, tiny, random) or a case folder")
-    p.add_argument("--day", default="2016-05-24", help="paper: first day (2016)")
+    p.add_argument("--day", default=None, help="paper: first day (2016; default 05-24)")
     p.add_argument("--days", type=int, default=1, help="paper: number of days in the case")
     p.add_argument("--step-minutes", type=int, default=60, help="paper: 60 or 15")
     p.add_argument("--seed", type=int, default=0, help="random: seed")
 
 
 def _solve(args) -> int:
-    from .methods.exact import Solver
-
     case = _case(args)
-    method = args.method.replace("-", "_")
+    method = method_name(args.method)
     options = SolverOptions(mip_rel_gap=args.mip_gap, time_limit_s=args.time_limit,
                             threads=args.threads, log=args.log)
+    extra = {}
     if method == "ldd_admm":
-        from .methods.ldd_admm import ADMMOptions, PenaltySpec, solve_ldd_admm
-
-        admm = ADMMOptions(max_iterations=args.max_iterations,
-                           penalty=PenaltySpec(miqp_solver=args.miqp_solver))
-        backend = args.backend or ("sequential" if args.workers <= 1 else "process")
-        result = solve_ldd_admm(case, args.pricing, start=args.start, backend=backend,
-                                workers=args.workers, options=admm, solver_options=options,
-                                compare_exact=args.compare_exact)
-    else:
-        try:
-            result = Solver(case, method, args.pricing, options=options).solve(args.start)
-        except CertificateError as exc:
-            result = exc.result
-    if args.ac and result.exchanges is not None:
-        from .operation.ac_check import ac_summary, validate_dispatch
-        from .operation.ac_network import voltage_bands
-
-        t0 = time.perf_counter()
-        result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch,
-                                      options=options)
-        result.extra["ac"] = {**ac_summary(result.ac), **voltage_bands(case)}
-        result.times_s["ac_validation"] = time.perf_counter() - t0
+        extra = {"backend": args.backend or default_backend(args.workers),
+                 "workers": args.workers, "compare_exact": args.compare_exact,
+                 "admm_options": ADMMOptions(
+                     max_iterations=args.max_iterations,
+                     penalty=PenaltySpec(miqp_solver=args.miqp_solver))}
+    try:
+        result = solve(case, method, args.pricing, start=args.start, options=options,
+                       ac=args.ac, **extra)
+    except CertificateError as exc:  # the rejected result is written, and exit code 1
+        result = exc.result
     out = Path(args.out)
     result.write(out)
     summary = result.summary()
@@ -116,19 +104,15 @@ def _simulate(args) -> int:
     # mosaik logs through loguru; on the command line only its warnings and errors show
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    options = {}
-    if args.case == "paper":
-        options = {"day": args.day, "step_minutes": args.step_minutes, "days": args.days}
-    elif args.case == "random":
-        options = {"seed": args.seed, "horizons": args.days}
+    options = _case_options(args)
     admm = None
-    if args.method.replace("-", "_") == "ldd_admm":
+    if method_name(args.method) == "ldd_admm":
         admm = {"max_iterations": args.max_iterations}
         if args.admm_in_loop:
             admm["in_loop"] = True
         else:
-            admm.update(workers=args.workers, backend=args.backend or (
-                "sequential" if args.workers <= 1 else "process"))
+            admm.update(workers=args.workers,
+                        backend=args.backend or default_backend(args.workers))
     summary = simulate(args.case, options, days=args.days, method=args.method,
                        pricing=args.pricing, out=args.out, mode=args.mode,
                        progress=not args.quiet, admm=admm,
@@ -244,9 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="solve one horizon and write summary.json and tables")
     _add_case_arguments(p)
-    methods = [*METHODS, "ldd_admm"]
-    p.add_argument("--method", default="exact",
-                   choices=[*methods, *(m.replace("_", "-") for m in methods if "_" in m)])
+    p.add_argument("--method", default="exact", choices=cli_choices())
     p.add_argument("--pricing", default="dlmp", choices=PRICINGS)
     p.add_argument("--start", default=None, help="first period (default: the case's first)")
     p.add_argument("--out", required=True, help="output folder")
@@ -273,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="rolling-horizon co-simulation with mosaik")
     _add_case_arguments(p)
-    p.add_argument("--method", default="exact", choices=["exact", "ldd-admm", "ldd_admm"])
+    p.add_argument("--method", default="exact", choices=cli_choices(CLEARING_METHODS))
     p.add_argument("--pricing", default="dlmp", choices=PRICINGS)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--mode", default="python", choices=["python", "cmd"],

@@ -15,6 +15,7 @@ from pathlib import Path
 import mosaik
 import pandas as pd
 
+from mosaik_bilevel.cases import case_options
 from mosaik_bilevel.results.result import json_float
 
 from .system import QUIET, add_system, run_world, sim_config
@@ -49,6 +50,15 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
                             **(system.vm_bands or {}))
         (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
+
+
+def paper_scenario(*, days: int = 1, day: str | None = None, step_minutes: int = 60,
+                   method: str = "exact", out: str | Path, **options) -> dict:
+    """Simulate ``days`` days of the paper case from ``day`` (default 2016-05-24); see
+    :func:`simulate` (the command line: ``mosaik-bilevel simulate --case paper``)."""
+    return simulate("paper", case_options("paper", day=day, days=days,
+                                          step_minutes=step_minutes),
+                    days=days, method=method, out=out, **options)
 
 
 def summarize(out: Path, **header) -> dict:

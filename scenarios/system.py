@@ -20,7 +20,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 
-from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
 from mosaik_bilevel.operation.ac_network import voltage_bands
 from mosaik_bilevel.operation.market_operator import ClearingRule
@@ -124,9 +124,9 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         and the operator's dispatch to another grid component yourself).
     clearing
         When the operator clears: ``{"interval_h", "lookahead_h", "lead_h"}``
-        (:class:`~mosaik_bilevel.operation.market_operator.ClearingRule`; default daily at the day's start).
-        E.g. ``{"interval_h": 1}``: every hour, the next 24 h; ``{"lead_h": 12}``: each day
-        at 12:00 the day before.
+        (:class:`~mosaik_bilevel.operation.market_operator.ClearingRule`; default daily at the
+        day's start). E.g. ``{"interval_h": 1}``: every hour, the next 24 h; ``{"lead_h": 12}``:
+        each day at 12:00 the day before.
     """
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.data.case import Case
-from mosaik_bilevel.data.folder import load_case
 from mosaik_bilevel.results.result import json_float
 
 

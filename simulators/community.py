@@ -1,10 +1,10 @@
 """The community simulator: LV energy communities in operation (thin over the core).
 
 Each ``Community`` entity holds one community's private data and real-world state
-(:class:`mosaik_bilevel.operation.community_operation.CommunityOperation`). It takes its exchange schedule
-(a horizon) from the market operator, dispatches its own devices to meet it, meets reality
-every step and publishes what it did, its forecasts and its measured state. Attributes:
-:mod:`.attributes`.
+(:class:`mosaik_bilevel.operation.community_operation.CommunityOperation`). It takes its
+exchange schedule (a horizon) from the market operator, dispatches its own devices to meet it,
+meets reality every step and publishes what it did, its forecasts and its measured state.
+Attributes: :mod:`.attributes`.
 
 Run it in-process (``{"python": "mosaik_bilevel.simulators.community:CommunitySimulator"}``),
 as a separate process (``mosaik-bilevel-community %(addr)s`` or ``python -m
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import mosaik_api_v3
 
-from mosaik_bilevel.methods.ldd_admm.backends import AgentTerms
 from mosaik_bilevel.operation.community_operation import CommunityOperation, ForecastError
 
 from .attributes import meta
 from .common import Clock, num, open_case, plain_dict, single, total
+from .relay import AgentTerms
 
 
 class CommunitySimulator(mosaik_api_v3.Simulator):

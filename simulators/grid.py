@@ -1,12 +1,12 @@
 """The MV grid simulator: pandapower's AC power flow every step (thin over the core).
 
-One ``Grid`` entity with one ``Feeder`` child per community and one ``Bus`` child per MV
-bus. Every step it takes the follower's dispatch (units and utility PV) and each feeder's
-withdrawals per LV bus, sets the case's fixed MV loads of the period, and runs the AC power
-flow on the MV network with the LV feeders merged in (:class:`mosaik_bilevel.operation.ac_network.ACNetwork`;
-merged rather than split: one exact Newton solve per step, no fixed-point iterations). A
-power flow that does not converge is reported (``converged`` false, no voltages), never a
-crash. Attributes: :mod:`.attributes`.
+One ``Grid`` entity with one ``Feeder`` child per community and one ``Bus`` child per MV bus.
+Every step it takes the follower's dispatch (units and utility PV) and each feeder's withdrawals
+per LV bus, sets the case's fixed MV loads of the period, and runs the AC power flow on the MV
+network with the LV feeders merged in (:class:`mosaik_bilevel.operation.ac_network.ACNetwork`;
+merged rather than split: one exact Newton solve per step, no fixed-point iterations). A power
+flow that does not converge is reported (``converged`` false, no voltages), never a crash.
+Attributes: :mod:`.attributes`.
 
 Run it in-process (``{"python": "mosaik_bilevel.simulators.grid:GridSimulator"}``), as a
 separate process (``mosaik-bilevel-grid %(addr)s`` or ``python -m

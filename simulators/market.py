@@ -1,14 +1,14 @@
 """The market operator simulator: the leader's clearings in a co-simulation (thin over the core).
 
 One ``MarketOperator`` entity with one ``Port`` child per community. In a step where its
-clearing rule says so (:class:`mosaik_bilevel.operation.market_operator.ClearingRule`: daily at the day's start,
-daily at a day-ahead gate, or every hour over a look-ahead), it clears a horizon
-(:class:`mosaik_bilevel.operation.market_operator.MarketOperator`) from the state the communities measured at
-the end of the previous step (time-shifted connections: battery energy and shiftable-load
-progress; for a day-ahead gate, their planned battery energy at the end of the running
-schedule) and sends each community its exchange schedule through its port;
-every step it outputs the follower's dispatch, the DLMPs and each community's scheduled
-exchange and price of the step. Attributes: :mod:`.attributes`.
+clearing rule says so (:class:`mosaik_bilevel.operation.market_operator.ClearingRule`: daily at
+the day's start, daily at a day-ahead gate, or every hour over a look-ahead), it clears a
+horizon (:class:`mosaik_bilevel.operation.market_operator.MarketOperator`) from the state the
+communities measured at the end of the previous step (time-shifted connections: battery energy
+and shiftable-load progress; for a day-ahead gate, their planned battery energy at the end of
+the running schedule) and sends each community its exchange schedule through its port; every
+step it outputs the follower's dispatch, the DLMPs and each community's scheduled exchange and
+price of the step. Attributes: :mod:`.attributes`.
 
 Run it in-process (``{"python": "mosaik_bilevel.simulators.market:MarketSimulator"}``), as a
 separate process (``mosaik-bilevel-market %(addr)s`` or ``python -m
@@ -22,12 +22,13 @@ import threading
 
 import mosaik_api_v3
 
-from mosaik_bilevel.methods.ldd_admm.backends import RelayBackend
+from mosaik_bilevel.methods.registry import method_name
 from mosaik_bilevel.operation.market_operator import ClearingRule, MarketOperator
 from mosaik_bilevel.solvers.highs import SolverOptions
 
 from .attributes import meta
 from .common import Clock, create_once, num, open_case, plain_dict, single
+from .relay import RelayBackend
 
 OPERATOR_EID = "market"
 PORT_PREFIX = "port-"
@@ -47,7 +48,8 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         ``max_iterations``.
     clearing
         When to clear: ``{"interval_h", "lookahead_h", "lead_h"}`` (any may be left out;
-        :class:`~mosaik_bilevel.operation.market_operator.ClearingRule`); default daily at the day's start.
+        :class:`~mosaik_bilevel.operation.market_operator.ClearingRule`); default daily at the
+        day's start.
     out
         Folder that receives every clearing's result as soon as it is done.
     """
@@ -75,7 +77,7 @@ class MarketSimulator(mosaik_api_v3.Simulator):
                                 threads=None if threads is None else int(threads))
         admm = dict(admm or {})
         self.in_loop = bool(admm.pop("in_loop", False))
-        if self.in_loop and method.replace("-", "_") != "ldd_admm":
+        if self.in_loop and method_name(method) != "ldd_admm":
             raise ValueError("admm in_loop needs method 'ldd_admm'")
         rule = ClearingRule(**(clearing or {}))
         self.operator = MarketOperator(self.case, method, pricing, options=options,

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from mosaik_bilevel.api import solve
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.cases.random_case import random_case
 from mosaik_bilevel.cases.tiny import FOLDER, build_tiny
-from mosaik_bilevel.data.folder import load_case, save_case
+from mosaik_bilevel.data.folder import save_case
 from mosaik_bilevel.errors import CaseError
-from mosaik_bilevel.methods.exact import solve
 
 
 @pytest.fixture

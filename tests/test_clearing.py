@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.cli import main as cli_main
 from mosaik_bilevel.data.case import CommunitySettings
-from mosaik_bilevel.data.folder import load_case, save_case
+from mosaik_bilevel.data.folder import save_case
 from mosaik_bilevel.errors import CaseError
 from mosaik_bilevel.methods.exact import Solver
 from mosaik_bilevel.operation.community_operation import CommunityOperation, ForecastError

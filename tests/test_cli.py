@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from mosaik_bilevel.api import solve
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.cases.tiny import FOLDER
-from mosaik_bilevel.data.folder import load_case
-from mosaik_bilevel.methods.exact import solve
 
 
 def run(*args):

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,11 @@ import pytest
 from conftest import TIGHT
 
 import mosaik_bilevel
+from mosaik_bilevel import api
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.cli import main
 from mosaik_bilevel.data.case import Community
-from mosaik_bilevel.data.folder import load_case
-from mosaik_bilevel.methods.exact import Solver, solve
+from mosaik_bilevel.methods.exact import Solver
 from mosaik_bilevel.methods.ldd_admm import (
     ADMMOptions,
     CommunityAgent,
@@ -44,6 +46,9 @@ from mosaik_bilevel.methods.ldd_admm.step import PenaltySpec
 from mosaik_bilevel.model.linear import LinearModel
 from mosaik_bilevel.model.penalty import add_quadratic_penalty
 from mosaik_bilevel.solvers.highs import HighsSolver, SolverOptions
+
+#: the AC check of a dispatch has its own tests (test_validation.py)
+solve = partial(api.solve, ac=False)
 
 #: Random cases (1-3 communities, 2-3 periods) the method converges on within the cap.
 SEEDS = [0, 1, 3, 5, 8, 10]
@@ -77,7 +82,7 @@ def test_ldd_admm_reaches_the_exact_leader_cost(seed, pricing):
 
 def test_deviation_against_exact_is_reported_per_period():
     case = load_case("tiny")
-    result = solve_ldd_admm(case, "dlmp", compare_exact=True)
+    result = solve(case, "ldd_admm", "dlmp", compare_exact=True)
     exact = solve(case, "exact", "dlmp")
     dev = result.deviation
     assert len(dev) == len(case.periods())
@@ -97,7 +102,7 @@ def test_measured_state_reaches_each_community_and_the_exact_comparison():
     state = {c.name: (c.batteries["e_min_mwh"] + 0.9 * (c.batteries["e_max_mwh"]
                                                        - c.batteries["e_min_mwh"])).to_dict()
              for c in with_battery}
-    result = solve_ldd_admm(case, "dlmp", initial_energy_mwh=state, compare_exact=True)
+    result = solve(case, "ldd_admm", "dlmp", initial_energy_mwh=state, compare_exact=True)
     exact = Solver(case, "exact", "dlmp").solve(
         initial_energy_mwh={n: pd.Series(v) for n, v in state.items()})
     default = solve(case, "exact", "dlmp")
@@ -110,7 +115,7 @@ def test_measured_state_reaches_each_community_and_the_exact_comparison():
 def test_ties_are_told_apart_from_deviations_by_the_nearest_exact_optimum():
     """In tariff pricing the exact problem has ties; the nearest optimum finds them."""
     case = load_case("random", seed=4)
-    result = solve_ldd_admm(case, "tariff", compare_exact=True)
+    result = solve(case, "ldd_admm", "tariff", compare_exact=True)
     extra, dev = result.extra, result.deviation
     assert abs(extra["deviation_leader_cost"]) <= LEADER_COST_TOLERANCE
     # the exact solver's own optimum differs per period, with the same total ...
@@ -458,7 +463,7 @@ def test_privacy_coordinator_holds_no_community_data_and_handles_refuse_access()
     coordinator.open(periods, disclosed)
     x = {a.name: a.propose([0.0] * len(periods), None, 0.0)["x"] for a in agents}
     coordinator.step(x, {n: [0.0] * len(periods) for n in x}, 10.0)
-    coordinator.clear(x)
+    coordinator.settle(x)
     private = tuple(id(c) for c in case.communities)
     for obj in _reachable(coordinator):
         assert not isinstance(obj, (Community, CommunityAgent))

@@ -10,7 +10,7 @@ import pytest
 
 from mosaik_bilevel.analysis.report import ReportInputError, read_run, write_report
 from mosaik_bilevel.analysis.report.figures import FIGURES
-from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.methods.exact import Solver
 from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm
 from mosaik_bilevel.operation.ac_check import ac_summary, validate_dispatch

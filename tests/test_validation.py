@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mosaik_bilevel.data.folder import load_case
+from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.methods.exact import Solver
 from mosaik_bilevel.operation.ac_check import (
     AC_COLUMNS,

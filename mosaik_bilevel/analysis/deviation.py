@@ -23,14 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.state import state_series
+from ..methods.exact import Solver
+from ..methods.ldd_admm.algorithm import FinishedRun, leader_cost_by_period
+from ..model.tariff import tariff_payments
 from ..solvers.highs import HighsSolver
 from ..solvers.lazy import LazyBinaries, solve_lazily
-
-
-def leader_cost_by_period(own: np.ndarray, payments: np.ndarray | None) -> np.ndarray:
-    """The leader's cost per period: communities' own costs plus (dlmp) payments."""
-    cost = own.sum(axis=0)
-    return cost if payments is None else cost + payments.sum(axis=0)
 
 
 def relative_deviation(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
@@ -43,20 +41,15 @@ def relative_deviation(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return diff / np.maximum(size, floor)
 
 
-def tariff_payments(case, periods, x: np.ndarray) -> np.ndarray:
-    buy = case.prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
-    sell = case.prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
-    return case.step_h * np.where(x >= 0, buy * x, sell * x)
-
-
 def _leader_cost(form, coordinator, x_full: np.ndarray) -> np.ndarray:
     """Leader's cost per period of a solution of the exact model, settled as LDD-ADMM's."""
     own = np.array([c.own_cost_by_period(x_full) for c in form.communities])
     ex = form.exchanges(x_full)
     if form.pricing == "tariff":
-        return leader_cost_by_period(own + tariff_payments(form.case, form.periods, ex), None)
-    clearing = coordinator.clear({n: ex[i].tolist() for i, n in enumerate(coordinator.names)})
-    return leader_cost_by_period(own, clearing.payments)
+        return leader_cost_by_period(
+            own + tariff_payments(form.case.prices, form.periods, ex, form.case.step_h), None)
+    settlement = coordinator.settle({n: ex[i].tolist() for i, n in enumerate(coordinator.names)})
+    return leader_cost_by_period(own, settlement.payments)
 
 
 #: Weight of a MW of exchange distance against one unit of own-cost distance.
@@ -112,7 +105,7 @@ def nearest_exact_optimum(exact_solver, x_admm: np.ndarray, own_admm: np.ndarray
     return x
 
 
-def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray, clearing,
+def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray, settlement,
                          coordinator) -> tuple[dict, pd.DataFrame]:
     """Scalars and the per-period table of the deviation (see the module docstring)."""
     names = list(coordinator.names)
@@ -120,7 +113,7 @@ def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray
     periods = form.periods
     x_e = exact_solver.last_x
     cost_e = _leader_cost(form, coordinator, x_e)
-    cost_a = leader_cost_by_period(own_admm, clearing.payments)
+    cost_a = leader_cost_by_period(own_admm, settlement.payments)
     ex_e = form.exchanges(x_e)
     ex_a = np.array([x_admm[n] for n in names])
     dev_cost = relative_deviation(cost_a, cost_e)
@@ -133,14 +126,14 @@ def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray
     objective = float(form.model.arrays.cost @ x_e + form.model.arrays.offset)
     own_pure = own_admm  # the communities' own costs without the tariff they paid
     if form.pricing == "tariff":
-        own_pure = own_admm - tariff_payments(form.case, periods, ex_a)
+        own_pure = own_admm - tariff_payments(form.case.prices, periods, ex_a, form.case.step_h)
     x_n = nearest_exact_optimum(exact_solver, ex_a, own_pure, objective)
     scalars = {
         "exact_leader_cost": exact.leader_cost,
         "exact_follower_cost": exact.follower_cost,
         "deviation_leader_cost": (cost_a.sum() - exact.leader_cost) / max(
             abs(exact.leader_cost), 1e-9),
-        "deviation_follower_cost": (clearing.response.cost - exact.follower_cost) / max(
+        "deviation_follower_cost": (settlement.response.cost - exact.follower_cost) / max(
             abs(exact.follower_cost), 1e-9),
         "average_relative_deviation_cost": float(dev_cost.mean()),
         "average_relative_deviation_exchange": float(dev_ex.mean()),
@@ -159,3 +152,21 @@ def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray
     if exact.periods_table is not None and "marginal_resource" in exact.periods_table:
         table["marginal_resource_exact"] = exact.periods_table["marginal_resource"].to_numpy()
     return scalars, table
+
+
+def compare_with_exact(run: FinishedRun) -> None:
+    """Solve the exact method on the run's horizon and record the deviation on its result.
+
+    Passed as ``compare`` to :func:`~mosaik_bilevel.methods.ldd_admm.solve_ldd_admm` by
+    ``solve(..., method="ldd_admm", compare_exact=True)``.
+    """
+    state = run.state
+    exact_solver = Solver(run.case, "exact", run.pricing, options=run.solver_options)
+    exact = exact_solver.solve(
+        run.periods[0], n_periods=len(run.periods), p_init_mw=state.get("p_init_mw"),
+        initial_energy_mwh=state_series(state.get("initial_energy_mwh")),
+        shiftable_done=state_series(state.get("shiftable_done")))
+    chosen = run.chosen
+    scalars, run.result.deviation = deviation_from_exact(
+        exact_solver, exact, chosen.x, chosen.own_cost, chosen.settlement, run.coordinator)
+    run.result.extra.update(scalars)

@@ -32,9 +32,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..data.folder import load_case
+from ..cases import load_case
+from ..cases.paper import utility_pv_by_day
+from ..methods.exact import Solver
+from ..methods.ldd_admm import ADMMOptions, solve_ldd_admm
+from ..methods.ldd_admm.backends import default_backend
 from ..results.result import SolveResult, json_float
 from ..solvers.highs import SolverOptions
+from .deviation import compare_with_exact
 
 #: A period deviates when its relative deviation (cost or exchange) exceeds this.
 DEVIATES = 1e-3
@@ -66,8 +71,6 @@ class Experiments:
 
 def pick_days(n: int, first: str = "2016-05-01", last: str = "2016-05-31") -> list[tuple]:
     """``n`` paper days alternating the sunniest and the darkest (utility PV energy)."""
-    from ..cases.paper import utility_pv_by_day
-
     energy = utility_pv_by_day(first, last).sort_values()
     sunny, dark = list(energy.index[::-1]), list(energy.index)
     picked: list[tuple] = []
@@ -82,9 +85,6 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
                     step_minutes: int = 60, workers: int = 1, max_iterations: int = 100,
                     options: SolverOptions | None = None, progress=None) -> Experiments:
     """Run the three findings (see the module docstring) and write them to ``out``."""
-    from ..methods.exact import Solver
-    from ..methods.ldd_admm import ADMMOptions, solve_ldd_admm
-
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,9 +104,9 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
             runs[method] = Solver(the_case, method, "dlmp", options=options).solve()
         say(f"{name}: ldd-admm")
         runs["admm"] = solve_ldd_admm(
-            the_case, "dlmp", backend="sequential" if workers <= 1 else "process",
+            the_case, "dlmp", backend=default_backend(workers),
             workers=workers, options=ADMMOptions(max_iterations=max_iterations),
-            solver_options=options, compare_exact=True)
+            solver_options=options, compare=compare_with_exact)
         for key, result in runs.items():
             result.write(out / name / ("ldd_admm" if key == "admm" else key))
         exp.days.append(DayRuns(name, label, runs["exact"], runs["admm"], runs["integrated"],

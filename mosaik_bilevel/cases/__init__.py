@@ -1,1 +1,88 @@
-"""Built-in cases: ``paper``, ``tiny`` and a seeded random generator of small cases."""
+"""The catalogue of built-in cases and the one way to load any case by name or folder.
+
+Built-in names: ``paper`` (the IEEE 33-bus feeder with six European LV communities), ``tiny``
+(a hand-made case that ships as a case folder) and ``random`` (a seeded generator of small
+cases). Anything else is read as a case folder (:mod:`mosaik_bilevel.data.folder`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..data.case import Case
+from ..data.folder import CASE_FILE, read_case_folder
+from ..errors import CaseError
+
+
+def _paper(**options) -> Case:
+    from .paper import paper_case
+
+    return paper_case(**options)
+
+
+def _tiny(**options) -> Case:
+    from .tiny import tiny_case
+
+    return tiny_case(**options)
+
+
+def _random(**options) -> Case:
+    from .random_case import random_case
+
+    return random_case(**options)
+
+
+#: Built-in case name → its builder (imported when used: the paper case needs simbench).
+BUILTIN: dict[str, Callable[..., Case]] = {"paper": _paper, "tiny": _tiny, "random": _random}
+
+
+def builtin_cases() -> list[str]:
+    """Names accepted by :func:`load_case` besides folders."""
+    return list(BUILTIN)
+
+
+def load_case(name_or_path, **options) -> Case:
+    """Load a built-in case by name or a case folder (or its ``case.yaml``).
+
+    Parameters
+    ----------
+    name_or_path
+        ``"paper"``, ``"tiny"``, ``"random"`` or a path.
+    options
+        Options of the built-in case (e.g. ``day``, ``step_minutes`` for ``paper``;
+        ``seed`` for ``random``). A folder takes none.
+    """
+    key = str(name_or_path)
+    if key in BUILTIN:
+        return BUILTIN[key](**options)
+    path = Path(key)
+    if not (path.is_dir() or path.exists()):
+        raise CaseError(key, "case", f"no such case: not a built-in name ({builtin_cases()}) "
+                                     f"nor an existing folder or {CASE_FILE}")
+    if options:
+        where = path / CASE_FILE if path.is_dir() else path
+        raise CaseError(str(where), "options", f"a case folder takes no options, got "
+                                               f"{sorted(options)}")
+    return read_case_folder(path)
+
+
+def as_case(case: Case | str, **options) -> Case:
+    """``case`` itself, or the case a built-in name or folder names."""
+    return case if isinstance(case, Case) else load_case(case, **options)
+
+
+def case_options(name: str, *, day: str | None = None, days: int = 1,
+                 step_minutes: int = 60, seed: int = 0) -> dict:
+    """The options of a built-in case that the command line's case flags set.
+
+    ``paper`` takes ``day``, ``days`` and ``step_minutes``; ``random`` takes ``seed`` and
+    ``days`` (as its number of horizons); ``tiny`` and folders take none.
+    """
+    if name == "paper":
+        from .paper import DEFAULT_DAY
+
+        return {"day": day or DEFAULT_DAY, "days": days, "step_minutes": step_minutes}
+    if name == "random":
+        return {"seed": seed, "horizons": days}
+    return {}

@@ -13,6 +13,8 @@ import pandapower as pp
 import pandas as pd
 
 from ..data.case import Case, Community, Substation
+from ..model.formulation import build_formulation
+from ..solvers.highs import solve_model
 
 MV_KV, LV_KV = 12.66, 0.4
 
@@ -86,9 +88,6 @@ def random_case(
     is feasible, which makes every method's problem feasible; otherwise the generator draws
     again from the same stream, so the result still depends on ``seed`` alone.
     """
-    from ..model.formulation import build_formulation
-    from ..solvers.highs import solve_model
-
     rng = np.random.default_rng(seed)
     for _ in range(100):
         case = _draw(rng, seed, n_mv_buses, n_communities, periods, max_binaries,

@@ -15,6 +15,7 @@ import pandapower as pp
 import pandas as pd
 
 from ..data.case import Case, Community, Substation
+from ..data.folder import read_case_folder, save_case
 from .random_case import LV_KV, MV_KV
 
 FOLDER = Path(__file__).parent / "tiny"
@@ -99,12 +100,8 @@ def build_tiny() -> Case:
 
 def tiny_case() -> Case:
     """Load the shipped ``tiny`` case folder."""
-    from ..data.folder import load_case
-
-    return load_case(FOLDER)
+    return read_case_folder(FOLDER)
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerates the shipped folder
-    from ..data.folder import save_case
-
     print(save_case(build_tiny(), FOLDER))

@@ -1,4 +1,4 @@
-"""Reading and writing cases as folders (YAML + pandapower JSON + CSV), and built-in names.
+"""Reading and writing cases as folders (YAML + pandapower JSON + CSV).
 
 A case folder holds ``case.yaml`` and the files it names; see ``docs/case_format.md`` for the
 format and ``mosaik_bilevel/cases/tiny`` for a complete example. Every problem is reported as a
@@ -30,41 +30,17 @@ _SUBSTATION_KEYS = {"p_import_max_mw", "p_export_max_mw", "s_max_mva", "vm_set_p
 _COST_KEYS = {"battery_wear_per_mwh", "curtailment_per_mwh"}
 
 
-def builtin_cases() -> list[str]:
-    """Names accepted by :func:`load_case` besides folders."""
-    return ["paper", "tiny", "random"]
+def read_case_folder(path) -> Case:
+    """Read a case folder (or its ``case.yaml``) and validate it.
 
-
-def load_case(name_or_path, **options) -> Case:
-    """Load a built-in case by name or a case folder (or its ``case.yaml``).
-
-    Parameters
-    ----------
-    name_or_path
-        ``"paper"``, ``"tiny"``, ``"random"`` or a path.
-    options
-        Options of the built-in case (e.g. ``day``, ``step_minutes`` for ``paper``;
-        ``seed`` for ``random``). A folder takes none.
+    Every problem is a :class:`~mosaik_bilevel.errors.CaseError` naming the file, the field
+    and the reason.
     """
-    key = str(name_or_path)
-    if key == "paper":
-        from ..cases.paper import paper_case
-        return paper_case(**options)
-    if key == "tiny":
-        from ..cases.tiny import tiny_case
-        return tiny_case(**options)
-    if key == "random":
-        from ..cases.random_case import random_case
-        return random_case(**options)
-    path = Path(key)
+    path = Path(path)
     if path.is_dir():
         path = path / CASE_FILE
     if not path.exists():
-        raise CaseError(key, "case", f"no such case: not a built-in name ({builtin_cases()}) "
-                                     f"nor an existing folder or {CASE_FILE}")
-    if options:
-        raise CaseError(str(path), "options", f"a case folder takes no options, got "
-                                              f"{sorted(options)}")
+        raise CaseError(str(path), "case", f"no such case folder or {CASE_FILE}")
     return _read_folder(path)
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from ..model.follower import Follower
 from ..model.kkt import MatrixForm
 from ..model.linear import LinearModel
+from ..results.result import Certificate
 from ..solvers.highs import HighsSolver, SolverOptions, SolverResult, SolveStatus
 
 
@@ -59,33 +60,6 @@ class FollowerOracle:
         dlmp = follower.dlmp(res.row_duals) if res.row_duals is not None else None
         return FollowerResponse(res.status, res.message, float(res.objective), res.x,
                                 res.row_duals, dlmp, res)
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """Outcome of the follower-optimality check of a single-level solution."""
-
-    passed: bool
-    follower_cost: float
-    follower_cost_lp: float
-    relative_error: float
-    tolerance: float
-    message: str
-
-    def as_dict(self) -> dict:
-        return {
-            "passed": bool(self.passed),
-            "follower_cost": _plain(self.follower_cost),
-            "follower_cost_lp": _plain(self.follower_cost_lp),
-            "relative_error": _plain(self.relative_error),
-            "tolerance": float(self.tolerance),
-            "message": self.message,
-        }
-
-
-def _plain(value: float):
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def certify(single_level_cost: float, response: FollowerResponse,

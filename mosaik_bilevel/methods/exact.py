@@ -1,4 +1,4 @@
-"""Solving a case: ``solve(case, method=..., pricing=...)`` and the persistent :class:`Solver`.
+"""The exact method and the single-level reference points on a persistent :class:`Solver`.
 
 A :class:`Solver` keeps its HiGHS model between horizons: the first solve builds the model
 and hands it over; a later horizon (the next day) rebuilds the arrays and pushes only the
@@ -25,10 +25,9 @@ import math
 import time
 
 import numpy as np
-import pandas as pd
 
+from ..cases import as_case
 from ..data.case import Case
-from ..data.folder import load_case
 from ..errors import CertificateError
 from ..model.big_m import SAFETY
 from ..model.formulation import Formulation, build_formulation
@@ -67,14 +66,15 @@ class Solver:
         Drop complementarity rows that can never bind.
     lazy
         Solve with battery modes, shiftable-load states and complementarity binaries relaxed,
-        restoring only those a solution needs (:mod:`mosaik_bilevel.solvers.lazy`); exact either way.
+        restoring only those a solution needs (:mod:`mosaik_bilevel.solvers.lazy`); exact either
+        way.
     """
 
     def __init__(self, case: Case | str, method: str = "exact", pricing: str = "dlmp", *,
                  options: SolverOptions | None = None, dual_big_m_safety: float = SAFETY,
                  max_enlargements: int = 3, certificate_tolerance: float = 1e-6,
                  tighten: bool = True, lazy: bool = True):
-        self.case = load_case(case) if isinstance(case, str) else case
+        self.case = as_case(case)
         self.method = method
         self.pricing = "tariff" if method == "hpr" else pricing
         self.options = options or SolverOptions()
@@ -337,37 +337,3 @@ class Solver:
             result.message = certificate.message
             raise CertificateError(certificate.message, result)
         return result
-
-
-def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, start=None,
-          options: SolverOptions | None = None, **kwargs) -> SolveResult:
-    """Solve one horizon of ``case`` with ``method``.
-
-    ``method`` is ``exact``, ``hpr``, ``integrated``, ``standalone`` (keyword arguments as
-    for :class:`Solver`) or ``ldd_admm`` (keyword arguments as for
-    :func:`~mosaik_bilevel.methods.ldd_admm.solve_ldd_admm`: ``backend``, ``workers``,
-    ``compare_exact``, and ``admm_options`` as :class:`~mosaik_bilevel.methods.ldd_admm.ADMMOptions`;
-    ``options`` are then the HiGHS options of its steps).
-
-    Examples
-    --------
-    >>> result = solve("tiny", method="exact", pricing="dlmp")  # doctest: +SKIP
-    >>> result.exchanges.head()  # doctest: +SKIP
-    """
-    if method.replace("-", "_") == "ldd_admm":
-        from .ldd_admm import solve_ldd_admm
-
-        case = load_case(case) if isinstance(case, str) else case
-        admm = kwargs.pop("admm_options", None)
-        return solve_ldd_admm(case, pricing, start=start, options=admm,
-                              solver_options=options, **kwargs)
-    return Solver(case, method, pricing, options=options, **kwargs).solve(start)
-
-
-def solve_days(case: Case | str, method: str = "exact", pricing: str = "dlmp", *,
-               days: int | None = None, options: SolverOptions | None = None,
-               **kwargs) -> list[SolveResult]:
-    """Solve consecutive horizons of ``case`` on one persistent model."""
-    solver = Solver(case, method, pricing, options=options, **kwargs)
-    starts = solver.case.days if days is None else solver.case.days[:days]
-    return [solver.solve(pd.Timestamp(s)) for s in starts]

@@ -22,29 +22,12 @@ from .follower import Follower, build_follower
 from .kkt import Embedding, KKTSystem, add_kkt, embed
 from .linear import LinearModel, Variables
 from .lv_community import CommunityBlocks, add_community
+from .tariff import Tariff, add_tariff
 
 Method = Literal["exact", "hpr", "integrated", "standalone"]
 Pricing = Literal["dlmp", "tariff"]
 METHODS: tuple[str, ...] = ("exact", "hpr", "integrated", "standalone")
 PRICINGS: tuple[str, ...] = ("dlmp", "tariff")
-
-
-@dataclass(frozen=True)
-class Tariff:
-    """Import and export parts of every community's exchange, paid at the tariff."""
-
-    p_import: Variables
-    p_export: Variables
-    cols: np.ndarray
-    coefs: np.ndarray
-
-    def payment(self, x: np.ndarray) -> float:
-        return float(self.coefs @ x[self.cols])
-
-    def payment_by_period(self, x: np.ndarray) -> np.ndarray:
-        """Tariff payments per period (summed over communities)."""
-        n = self.p_import.shape[1]
-        return (self.coefs * x[self.cols]).reshape(-1, n).sum(axis=0)
 
 
 @dataclass
@@ -80,31 +63,6 @@ class Formulation:
         """Host ids of a follower block, when the follower is part of this model."""
         embedding = self.kkt.primal if self.kkt is not None else self.primal
         return None if embedding is None else embedding.ids(block)
-
-
-def add_tariff(model: LinearModel, step_h: float, prices: pd.DataFrame,
-               communities: list[CommunityBlocks], periods: pd.DatetimeIndex) -> Tariff:
-    """Split each exchange into import and export parts and price them at the tariff.
-
-    ``prices`` has the columns ``tariff_buy_per_mwh`` and ``tariff_sell_per_mwh`` for
-    ``periods``.
-    """
-    names = pd.Index([c.community.name for c in communities], name="community")
-    caps = np.array([[c.community.s_max_mva] for c in communities])
-    p_imp = model.add_variables("tariff.p_import_mw", (names, periods), 0.0, caps)
-    p_exp = model.add_variables("tariff.p_export_mw", (names, periods), 0.0, caps)
-    split = model.add_constraints("tariff.split", (names, periods), "==", 0.0)
-    p_ex = np.vstack([c.p_ex.ids for c in communities]).reshape(p_imp.shape)
-    model.add_terms(split.ids, p_ex, 1.0)
-    model.add_terms(split.ids, p_imp.ids, -1.0)
-    model.add_terms(split.ids, p_exp.ids, 1.0)
-    buy = prices["tariff_buy_per_mwh"].loc[periods].to_numpy()
-    sell = prices["tariff_sell_per_mwh"].loc[periods].to_numpy()
-    cols = np.concatenate([p_imp.ids.ravel(), p_exp.ids.ravel()])
-    coefs = np.concatenate([np.broadcast_to(step_h * buy, p_imp.shape).ravel(),
-                            np.broadcast_to(-step_h * sell, p_exp.shape).ravel()])
-    model.add_objective(cols, coefs)
-    return Tariff(p_import=p_imp, p_export=p_exp, cols=cols, coefs=coefs)
 
 
 def build_formulation(

@@ -88,17 +88,6 @@ def _bus_sum(table: pd.DataFrame, values: np.ndarray, positions: pd.Series, n_bu
     return out
 
 
-def state_series(state: dict | None) -> dict[str, pd.Series] | None:
-    """Measured state per community (plain dicts or Series) as Series; None if there is none.
-
-    Communities without a value (None or empty) are left out: they start from the case's.
-    """
-    if not state:
-        return None
-    return {name: pd.Series(values, dtype=float) for name, values in state.items()
-            if values is not None and len(values)}
-
-
 def settings_of(case: Case | CommunitySettings) -> CommunitySettings:
     """The public community settings of a case (or the settings themselves)."""
     return case if isinstance(case, CommunitySettings) else case.community_settings

@@ -1,23 +1,27 @@
 """AC validation of a solved horizon: pandapower's power flow at every period's dispatch.
 
-The solve's tables give the MV side (units, utility PV; the fixed MV loads are the case's)
-and each community's exchange. Each community turns its exchange into device set-points on
-its own (:func:`~mosaik_bilevel.operation.community_operation.local_dispatch`, as in the co-simulation: what a
-method does not disclose, e.g. LDD-ADMM's device schedules, is never needed), and the LV
+The solve's tables give the MV side (units, utility PV; the fixed MV loads are the case's) and
+each community's exchange. Each community turns its exchange into device set-points on its own
+(:func:`~mosaik_bilevel.operation.community_operation.local_dispatch`, as in the co-simulation:
+what a method does not disclose, e.g. LDD-ADMM's device schedules, is never needed), and the LV
 withdrawals per bus follow at the forecast (no forecast error). The merged AC network
-(:class:`~mosaik_bilevel.operation.ac_network.ACNetwork`) is then solved period by period. A community may
-meet its exchange with other device set-points than the solve's own (alternative optima): the
-exchanges at the MV buses are the solve's, the LV voltages those of the community's choice.
+(:class:`~mosaik_bilevel.operation.ac_network.ACNetwork`) is then solved period by period. A
+community may meet its exchange with other device set-points than the solve's own (alternative
+optima): the exchanges at the MV buses are the solve's, the LV voltages those of the community's
+choice.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pandas as pd
 
 from ..data.case import Case
+from ..results.result import SolveResult
 from ..solvers.highs import SolverOptions
-from .ac_network import ACNetwork
+from .ac_network import ACNetwork, voltage_bands
 from .community_operation import CommunityOperation, ForecastError
 
 #: Columns of the validation table (one row per period).
@@ -103,8 +107,8 @@ def _mv_dispatch(table: pd.DataFrame | None, times: pd.DatetimeIndex) -> list[tu
         return [({}, {}, {}, np.nan)] * len(times)
     t = table.assign(time=pd.to_datetime(table["time"]))
     out = []
-    for time in times:
-        rows = t[t["time"] == time]
+    for when in times:
+        rows = t[t["time"] == when]
         gen = rows[rows["kind"] == "conventional"]
         pv = rows[rows["kind"] == "pv"]
         sub = rows.loc[rows["kind"] == "upstream", "p_mw"]
@@ -113,3 +117,20 @@ def _mv_dispatch(table: pd.DataFrame | None, times: pd.DatetimeIndex) -> list[tu
                     dict(zip(pv["unit"], pv["p_mw"], strict=True)),
                     float(sub.sum()) if len(sub) else np.nan))
     return out
+
+
+def attach_ac_check(case: Case, result: SolveResult,
+                    options: SolverOptions | None = None) -> SolveResult:
+    """Run :func:`validate_dispatch` on a solve's dispatch and record it on the result.
+
+    Sets ``result.ac`` (the per-period table), the summary under ``ac`` (with the case's
+    voltage bands) and the time it took (``times_s["ac_validation"]``). A result without
+    exchanges (no solution) is left as it is.
+    """
+    if result.exchanges is None:
+        return result
+    t0 = time.perf_counter()
+    result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch, options=options)
+    result.extra["ac"] = {**ac_summary(result.ac), **voltage_bands(case)}
+    result.times_s["ac_validation"] = time.perf_counter() - t0
+    return result

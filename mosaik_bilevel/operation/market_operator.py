@@ -24,8 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.case import Case
+from ..data.state import state_series
 from ..errors import MosaikBilevelError
-from ..model.lv_community import state_series
+from ..methods.exact import Solver
+from ..methods.ldd_admm import solve_ldd_admm
+from ..methods.registry import CLEARING_METHODS, method_name
 from ..results.result import SolveResult
 from ..solvers.highs import SolverOptions
 
@@ -154,10 +157,7 @@ class MarketOperator:
                  options: SolverOptions | None = None, admm: dict | None = None,
                  out: str | Path | None = None, rule: ClearingRule | None = None,
                  start=None):
-        method = method.replace("-", "_")
-        if method not in ("exact", "ldd_admm"):
-            raise ValueError(f"the market operator clears with 'exact' or 'ldd_admm', not "
-                             f"{method!r}")
+        method = method_name(method, CLEARING_METHODS)
         self.case, self.method, self.pricing = case, method, pricing
         self.options = options or SolverOptions()
         self.admm = dict(admm or {})
@@ -228,13 +228,9 @@ class MarketOperator:
     # -- internals --------------------------------------------------------------------------
     def _solve(self, start, state: dict, backend=None) -> SolveResult:
         if self.method == "exact":
-            from ..methods.exact import Solver
-
             if self._solver is None:
                 self._solver = Solver(self.case, "exact", self.pricing, options=self.options)
             return self._solver.solve(start, **state)
-        from ..methods.ldd_admm import solve_ldd_admm
-
         admm = dict(self.admm) if backend is None else {**self.admm, "backend": backend}
         return solve_ldd_admm(self.case, self.pricing, start=start, solver_options=self.options,
                               **state, **admm)

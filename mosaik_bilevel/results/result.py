@@ -16,12 +16,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..methods.certificate import Certificate, FollowerResponse
 from ..model.formulation import Formulation
 from ..model.linear import ModelSize
 
 TABLES = ("exchanges", "dlmp", "mv_dispatch", "batteries", "rooftop_pv", "shiftable",
           "mv_voltage", "periods", "residuals", "deviation", "ac")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of the follower-optimality check of a single-level solution."""
+
+    passed: bool
+    follower_cost: float
+    follower_cost_lp: float
+    relative_error: float
+    tolerance: float
+    message: str
+
+    def as_dict(self) -> dict:
+        return {
+            "passed": bool(self.passed),
+            "follower_cost": _plain(self.follower_cost),
+            "follower_cost_lp": _plain(self.follower_cost_lp),
+            "relative_error": _plain(self.relative_error),
+            "tolerance": float(self.tolerance),
+            "message": self.message,
+        }
+
+
+def _plain(value: float):
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 @dataclass
@@ -219,7 +245,7 @@ def periods_table(case, periods, dlmp, lp_dlmp, p_ex: np.ndarray,
     return per
 
 
-def read_tables(form: Formulation, x: np.ndarray, response: FollowerResponse | None,
+def read_tables(form: Formulation, x: np.ndarray, response,
                 prices_per_mwh: np.ndarray | None) -> dict[str, pd.DataFrame]:
     """Tidy tables of a solution.
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ...data.case import Community, CommunitySettings
-from ...model.formulation import add_tariff
 from ...model.linear import LinearModel
 from ...model.lv_community import add_community
+from ...model.tariff import add_tariff
 from ...solvers.highs import SolverOptions
 from ...solvers.lazy import LazyBinaries
 from .step import PenalizedStep, PenaltySpec

@@ -29,15 +29,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ...analysis.deviation import deviation_from_exact, leader_cost_by_period, tariff_payments
 from ...data.case import Case
-from ...model.lv_community import state_series
+from ...model.tariff import tariff_payments
 from ...results.result import (
+    Certificate,
     SolveResult,
     dispatch_tables,
     dlmp_table,
@@ -47,10 +48,9 @@ from ...results.result import (
 )
 from ...solvers.highs import SolverOptions
 from ...solvers.miqp import check_miqp_solver
-from ..certificate import Certificate
 from .backends import AgentSpec, Backend
 from .backends import backend as make_backend
-from .coordinator import Coordinator
+from .coordinator import Coordinator, Settlement
 from .step import PenaltySpec
 
 log = logging.getLogger(__name__)
@@ -100,17 +100,39 @@ class Iterate:
 
     iteration: int
     x: dict[str, list]
-    clearing: object
+    settlement: Settlement
     own_cost: np.ndarray | None = None
 
     @property
     def payments(self) -> float:
-        p = self.clearing.payments
+        p = self.settlement.payments
         return 0.0 if p is None else float(p.sum())
 
     @property
     def leader_cost(self) -> float:
         return float(self.own_cost.sum()) + self.payments
+
+
+def leader_cost_by_period(own: np.ndarray, payments: np.ndarray | None) -> np.ndarray:
+    """The leader's cost per period: communities' own costs plus (dlmp) payments."""
+    cost = own.sum(axis=0)
+    return cost if payments is None else cost + payments.sum(axis=0)
+
+
+@dataclass
+class FinishedRun:
+    """A finished LDD-ADMM run as a comparison sees it (``compare`` of
+    :func:`solve_ldd_admm`): the horizon and its measured state, the chosen iterate, the
+    coordinator that settles exchanges like the method did, and the result to add to."""
+
+    case: Case
+    pricing: str
+    periods: pd.DatetimeIndex
+    chosen: Iterate
+    coordinator: Coordinator
+    solver_options: SolverOptions
+    result: SolveResult
+    state: dict
 
 
 def solve_ldd_admm(
@@ -122,7 +144,7 @@ def solve_ldd_admm(
     workers: int = 1,
     options: ADMMOptions | None = None,
     solver_options: SolverOptions | None = None,
-    compare_exact: bool = False,
+    compare: Callable[[FinishedRun], None] | None = None,
     initial_energy_mwh: dict | None = None,
     shiftable_done: dict | None = None,
     p_init_mw=None,
@@ -136,8 +158,11 @@ def solve_ldd_admm(
         Where the communities run: a :class:`~mosaik_bilevel.methods.ldd_admm.backends.Backend`, or
         its name (``sequential``, ``process``, ``dask``) with ``workers``. The method starts
         the communities on it and stops them when it returns.
-    compare_exact
-        Also solve the exact method on the same horizon and report the deviation.
+    compare
+        Called with the finished run (:class:`FinishedRun`) before the communities stop, to
+        compare it with another method and record that on the result (the API passes
+        :func:`mosaik_bilevel.analysis.deviation.compare_with_exact` for
+        ``compare_exact=True``).
     initial_energy_mwh
         Measured battery energy per community at the horizon start (``{community: {battery:
         MWh}}``; default the case's); each community receives only its own.
@@ -236,9 +261,9 @@ def solve_ldd_admm(
             eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
 
             t0 = time.perf_counter()
-            clearing = coordinator.clear(x)
-            if clearing.feasible:
-                iterates.append(Iterate(k, x, clearing))
+            settlement = coordinator.settle(x)
+            if settlement.feasible:
+                iterates.append(Iterate(k, x, settlement))
             times["clearing"] += time.perf_counter() - t0
             history.append({
                 "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
@@ -278,18 +303,12 @@ def solve_ldd_admm(
         chosen = min(iterates, key=lambda it: it.leader_cost, default=None)
         result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
                          history, times, t_all)
-        if compare_exact and chosen is not None:
-            from ..exact import Solver
-
+        if compare is not None and chosen is not None:
             t0 = time.perf_counter()
-            exact_solver = Solver(case, "exact", pricing, options=solver_options)
-            exact = exact_solver.solve(
-                periods[0], n_periods=len(periods), p_init_mw=p_init_mw,
-                initial_energy_mwh=state_series(initial_energy_mwh),
-                shiftable_done=state_series(shiftable_done))
-            scalars, result.deviation = deviation_from_exact(
-                exact_solver, exact, chosen.x, chosen.own_cost, chosen.clearing, coordinator)
-            result.extra.update(scalars)
+            compare(FinishedRun(case, pricing, periods, chosen, coordinator, solver_options,
+                                result, {"initial_energy_mwh": initial_energy_mwh,
+                                         "shiftable_done": shiftable_done,
+                                         "p_init_mw": p_init_mw}))
             result.times_s["compare_exact"] = time.perf_counter() - t0
     finally:
         backend.close()
@@ -332,16 +351,16 @@ def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None
     if chosen is None:
         return result
     names = list(coordinator.names)
-    clearing = chosen.clearing
-    follower = clearing.follower
-    response = clearing.response
+    settlement = chosen.settlement
+    follower = settlement.follower
+    response = settlement.response
     xa = np.array([chosen.x[n] for n in names])
     own = chosen.own_cost
-    payments = clearing.payments
+    payments = settlement.payments
     result.own_cost = float(own.sum())
     result.payments = float(0.0 if payments is None else payments.sum())
     if pricing == "tariff":  # the communities paid the tariff in their own cost
-        tariff_part = tariff_payments(case, periods, xa)
+        tariff_part = tariff_payments(case.prices, periods, xa, case.step_h)
         result.payments = float(tariff_part.sum())
         result.own_cost -= result.payments
     result.leader_cost = chosen.leader_cost
@@ -355,7 +374,7 @@ def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None
     result.extra["chosen_iteration"] = chosen.iteration
     result.extra["leader_cost_by_period"] = leader_cost_by_period(own, payments).tolist()
     lp_dlmp = None if response.dlmp is None else response.dlmp.to_numpy()
-    dlmp = clearing.dlmp
+    dlmp = settlement.dlmp
     buses = follower.mv.network.buses
     mv_buses = coordinator.mv_buses.tolist()
     price = settlement_prices(case, pricing, periods, xa, dlmp, follower, mv_buses)

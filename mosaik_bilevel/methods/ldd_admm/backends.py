@@ -15,9 +15,7 @@ message that crosses a process boundary, so a test can check what leaves a commu
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing as mp
-import queue
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -82,60 +80,10 @@ class Backend(ABC):
         self.close()
 
 
-def _check(method: str) -> None:
+def check_method(method: str) -> None:
+    """Raise for a method that is not part of the community protocol."""
     if method not in PROTOCOL:
         raise ValueError(f"{method!r} is not part of the community protocol {PROTOCOL}")
-
-
-@dataclass(frozen=True)
-class AgentTerms:
-    """The public terms every community agent of a run is built with (plain values)."""
-
-    pricing: str
-    options: dict
-    penalty: dict
-
-    @classmethod
-    def of(cls, spec: AgentSpec) -> AgentTerms:
-        return cls(spec.pricing, dataclasses.asdict(spec.options),
-                   dataclasses.asdict(spec.penalty))
-
-    def build(self, community: Community, settings: CommunitySettings,
-              tariff: pd.DataFrame | None) -> CommunityAgent:
-        """The agent, where the community's own data lives."""
-        return CommunityAgent(community, settings, pricing=self.pricing,
-                              tariff=tariff if self.pricing == "tariff" else None,
-                              options=SolverOptions(**self.options),
-                              penalty=PenaltySpec(**self.penalty))
-
-
-class RelayBackend(Backend):
-    """Hands every call to whoever holds the agents elsewhere, and waits for the replies.
-
-    For a co-simulation: the method runs in a thread of the market operator's simulator;
-    :meth:`call` posts ``(method, requests)`` to :attr:`requests` and blocks on
-    :attr:`replies`, which the simulator fills from the community simulators' answers. The
-    agents are built where the communities' data live (:class:`AgentTerms`); the specs given
-    to :meth:`start` contribute only those public terms.
-    """
-
-    agents_single_threaded = False  # the simulators may share this process
-
-    def __init__(self):
-        self.requests: queue.Queue = queue.Queue()
-        self.replies: queue.Queue = queue.Queue()
-        self.terms: AgentTerms | None = None
-
-    def start(self, specs: list[AgentSpec]) -> None:
-        self.terms = AgentTerms.of(specs[0]) if specs else None
-
-    def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
-        _check(method)
-        self.requests.put((method, requests))
-        reply = self.replies.get()
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
 
 
 class SequentialBackend(Backend):
@@ -147,7 +95,7 @@ class SequentialBackend(Backend):
         self._agents = {s.name: s.build() for s in specs}
 
     def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
-        _check(method)
+        check_method(method)
         return {name: getattr(self._agents[name], method)(*args)
                 for name, args in requests.items()}
 
@@ -340,7 +288,7 @@ class ProcessBackend(Backend):
         return replies, seconds
 
     def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
-        _check(method)
+        check_method(method)
         if method == "open":
             self._drop_retired()
             self._open_args.update(requests)
@@ -468,7 +416,7 @@ class DaskBackend(Backend):
         self._actors = {name: f.result() for name, f in futures.items()}
 
     def call(self, method: str, requests: dict[str, tuple]) -> dict[str, Any]:
-        _check(method)
+        check_method(method)
         pending = {name: getattr(self._actors[name], method)(*args)
                    for name, args in requests.items()}
         return {name: future.result() for name, future in pending.items()}
@@ -482,6 +430,11 @@ class DaskBackend(Backend):
 
 
 BACKENDS: tuple[str, ...] = ("sequential", "process", "dask")
+
+
+def default_backend(workers: int) -> str:
+    """The backend for a number of workers: ``sequential`` for one, ``process`` for more."""
+    return "sequential" if workers <= 1 else "process"
 
 
 def backend(name: str, workers: int = 1, **kwargs) -> Backend:

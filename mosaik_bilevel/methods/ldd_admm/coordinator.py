@@ -8,7 +8,7 @@ community object.
 - :meth:`Coordinator.step` solves ``min payments(z) − ν'z + ρ/2 ‖x − z‖²`` subject to the
   follower's KKT conditions in the targets ``z`` (payments through strong duality in ``dlmp``
   pricing; none in ``tariff`` pricing, where the communities pay the tariff themselves);
-- :meth:`Coordinator.clear` settles given exchanges: the follower's exact response (its LP),
+- :meth:`Coordinator.settle` settles given exchanges: the follower's exact response (its LP),
   the DLMPs and, in ``dlmp`` pricing, the price the optimistic leader is entitled to (the best
   one over the follower's dual-optimal face, as in the exact method).
 """
@@ -36,7 +36,7 @@ AT_BOUND = 1.0 - 1e-6
 
 
 @dataclass
-class Clearing:
+class Settlement:
     """The market cleared at given exchanges."""
 
     response: FollowerResponse
@@ -145,20 +145,20 @@ class Coordinator:
         return {"z": {n: z[i].tolist() for i, n in enumerate(self._names)},
                 "bound": step.bound, "status": step.status}
 
-    def clear(self, x: dict[str, list]) -> Clearing:
+    def settle(self, x: dict[str, list]) -> Settlement:
         """The follower's exact response to the exchanges ``x`` and the leader's prices."""
         xs = self._stack(x)
         response = self._oracle.respond(self._follower, xs)
         if not response.ok or self._pricing != "dlmp":
             dlmp = None if response.dlmp is None else response.dlmp.to_numpy()
-            return Clearing(response, self._follower, None, dlmp)
+            return Settlement(response, self._follower, None, dlmp)
         best = best_price_for_leader(self._kkt.form, xs, response.cost, self._options)
         lam = best.lam if best.lam is not None else response.row_duals[self._kkt.form.eq_rows]
         eq_pos = np.searchsorted(self._kkt.form.eq_rows, self._follower.mv.p_balance.ids)
         dlmp = lam[eq_pos] / self._case.step_h  # bus × period
         pos = self._follower.mv.network.position.loc[self._buses].to_numpy()
         payments = dlmp[pos] * xs * self._case.step_h
-        return Clearing(response, self._follower, payments, dlmp)
+        return Settlement(response, self._follower, payments, dlmp)
 
     def _stack(self, values: dict[str, list]) -> np.ndarray:
         return np.array([values[n] for n in self._names], dtype=float).reshape(
