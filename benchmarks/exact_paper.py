@@ -50,7 +50,7 @@ def run(step_minutes: int, day: str, time_limit: float, pricing: str) -> list[di
             "mip_gap": result.mip_gap, "leader_cost": result.leader_cost,
             "variables": size.variables, "binaries": size.integers,
             "constraints": size.constraints, "nonzeros": size.nonzeros,
-            "complementarity_pairs": result.extra.get("complementarity_pairs"),
+            "complementarity_pairs": result.solver.complementarity_pairs,
             "case_build_s": case_s if n == 1 else 0.0,
             "build_s": t["build"], "handover_s": t["handover"], "solve_s": t["solve"],
             "polish_check_certify_s": t["polish"] + t["checks"] + t["results"],

@@ -30,29 +30,28 @@ import math
 import time
 import warnings
 
+from mosaik_bilevel.api import solve
 from mosaik_bilevel.cases.paper import paper_case
-from mosaik_bilevel.methods.exact import solve
 from mosaik_bilevel.methods.ldd_admm import ADMMOptions, ProcessBackend, solve_ldd_admm
 
 
 def part1(day: str, max_iterations: int, out: str | None) -> dict:
     case = paper_case(day)
     t0 = time.perf_counter()
-    exact = solve(case, "exact", "dlmp")
+    exact = solve(case, "exact", "dlmp", ac=False)
     exact_s = time.perf_counter() - t0
     rows = {}
     options = ADMMOptions(max_iterations=max_iterations)
     for workers in (1, 2):
         backend = ProcessBackend(workers)
         t0 = time.perf_counter()
-        result = solve_ldd_admm(case, "dlmp", backend=backend,
-                                options=options, compare_exact=(workers == 1))
+        result = solve(case, "ldd_admm", "dlmp", backend=backend, admm_options=options,
+                       compare_exact=(workers == 1), ac=False)
         wall = time.perf_counter() - t0
-        result.extra["moves"] = len(backend.moves)
-        rows[workers] = result, wall
-    r1, wall1 = rows[1]
-    r2, wall2 = rows[2]
-    e = r1.extra
+        rows[workers] = result, wall, len(backend.moves)
+    r1, wall1, _ = rows[1]
+    r2, wall2, moves2 = rows[2]
+    e = {**r1.admm.as_dict(), **r1.deviation_summary.as_dict()}
     figures = {
         "day": day, "exact_status": exact.status, "exact_leader_cost": exact.leader_cost,
         "exact_wall_s": exact_s,
@@ -71,10 +70,10 @@ def part1(day: str, max_iterations: int, out: str | None) -> dict:
         "community_step_1_worker_s": r1.times_s["community"],
         "community_step_2_workers_s": r2.times_s["community"],
         "coordinator_step_s": r1.times_s["coordinator"],
-        "same_iterations_1_and_2_workers": r1.extra["iterations"] == r2.extra["iterations"],
+        "same_iterations_1_and_2_workers": r1.admm.iterations == r2.admm.iterations,
         "same_leader_cost_1_and_2_workers": r1.leader_cost == r2.leader_cost,
-        "communities_moved_2_workers": r2.extra["moves"],
-        "community_busy_s": r1.extra.get("community_busy_s"),
+        "communities_moved_2_workers": moves2,
+        "community_busy_s": r1.admm.community_busy_s,
         "community_step_speedup_2_over_1": r1.times_s["community"] / r2.times_s["community"],
         "wall_speedup_2_over_1": (wall1 - r1.times_s.get("compare_exact", 0.0)) / wall2,
     }
@@ -92,7 +91,7 @@ def part2(day: str, sizes: list[int], workers: int, iterations: int,
     for n in sizes:
         case = paper_case(day, n_communities=n)
         t0 = time.perf_counter()
-        exact = solve(case, "exact", "dlmp") if exact_too else None
+        exact = solve(case, "exact", "dlmp", ac=False) if exact_too else None
         exact_s = time.perf_counter() - t0 if exact_too else math.nan
         options = ADMMOptions(max_iterations=iterations) if iterations else ADMMOptions()
         t0 = time.perf_counter()
@@ -101,8 +100,8 @@ def part2(day: str, sizes: list[int], workers: int, iterations: int,
         rows.append({
             "communities": n, "exact_status": exact.status if exact else None,
             "exact_wall_s": exact_s,
-            "admm_status": result.status, "admm_iterations": result.extra["iterations"],
-            "admm_wall_s": wall, "admm_wall_per_iteration_s": wall / result.extra["iterations"],
+            "admm_status": result.status, "admm_iterations": result.admm.iterations,
+            "admm_wall_s": wall, "admm_wall_per_iteration_s": wall / result.admm.iterations,
             "community_step_s": result.times_s["community"],
             "coordinator_step_s": result.times_s["coordinator"],
             "admm_leader_cost": result.leader_cost,

@@ -16,7 +16,14 @@ import mosaik
 import pandas as pd
 
 from mosaik_bilevel.cases import case_options
-from mosaik_bilevel.results.result import json_float
+from mosaik_bilevel.operation.ac_check import ac_summary
+from mosaik_bilevel.results.files import (
+    CLEARINGS_FOLDER,
+    SIM_IDS,
+    SUMMARY_FILE,
+    json_float,
+    recorder_file,
+)
 
 from .system import QUIET, add_system, run_world, sim_config
 
@@ -48,7 +55,7 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
         wall = time.perf_counter() - t1
         summary = summarize(out, method=method, pricing=pricing, setup_s=t_setup, run_s=wall,
                             **(system.vm_bands or {}))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
 
 
@@ -65,8 +72,7 @@ def summarize(out: Path, **header) -> dict:
     """Per-day and total figures from the tables in ``out``."""
     out = Path(out)
     summary: dict = {**header, "days": []}
-    clearings = sorted((out / "clearings").glob("*/summary.json")) if (
-        out / "clearings").exists() else []
+    clearings = sorted((out / CLEARINGS_FOLDER).glob(f"*/{SUMMARY_FILE}"))
     by_day: dict[str, dict] = {}
     for path in clearings:  # by the day their horizon starts
         s = json.loads(path.read_text())
@@ -74,23 +80,13 @@ def summarize(out: Path, **header) -> dict:
         by_day.setdefault(day, {}).setdefault("clearings", []).append(s)
     for figures in by_day.values():
         figures["clearing"] = _clearings(figures.pop("clearings"))
-    grid = _read(out / "grid.csv")
+    grid = _read(out / f"{recorder_file(SIM_IDS['grid'])}.csv")
     if grid is not None:
         grid["day"] = grid["time"].str[:10]
         step_h = _step_h(grid)
         for day, g in grid.groupby("day"):
-            ok = g["converged"].astype(str).str.lower() == "true"
-            by_day.setdefault(day, {})["ac"] = {
-                "steps": len(g), "not_converged": int((~ok).sum()),
-                "vm_min_pu": _f(g["vm_min[pu]"].min()), "vm_max_pu": _f(g["vm_max[pu]"].max()),
-                "loading_max_percent": _f(g["loading_max[%]"].max()),
-                "steps_with_vm_violation": int((g["vm_violations"] > 0).sum()),
-                "steps_with_loading_violation": int((g["loading_violations"] > 0).sum()),
-                "loss_mwh": _f(g["P_loss[MW]"].sum() * step_h),
-                "ldf_error_mv_max_pu": _f(g["ldf_error_mv[pu]"].max()),
-                "ldf_error_lv_max_pu": _f(g["ldf_error_lv[pu]"].max()),
-                "power_flow_s": _f(g["pf_time[s]"].sum())}
-    comm = _read(out / "communities.csv")
+            by_day.setdefault(day, {})["ac"] = ac_summary(g, step_h=step_h).as_dict()
+    comm = _read(out / f"{recorder_file(SIM_IDS['community'])}.csv")
     if comm is not None:
         comm["day"] = comm["time"].str[:10]
         step_h = _step_h(comm)

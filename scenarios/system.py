@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
-from mosaik_bilevel.operation.ac_network import voltage_bands
 from mosaik_bilevel.operation.market_operator import ClearingRule
+from mosaik_bilevel.results.files import CLEARINGS_FOLDER, SIM_IDS
 from mosaik_bilevel.simulators.attributes import attributes
 
 #: Names of our simulators in a World's sim_config.
@@ -147,12 +147,12 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     in_loop = bool((admm or {}).get("in_loop"))
     # LDD-ADMM as same-time loops needs the two simulators in one mosaik group
     with world.group() if in_loop else contextlib.nullcontext():
-        csim = world.start(SIMULATORS["community"][0], sim_id="communities", **common,
+        csim = world.start(SIMULATORS["community"][0], sim_id=SIM_IDS["community"], **common,
                            load_sigma=load_sigma, pv_sigma=pv_sigma, seed=seed,
                            track_exchange=track_exchange)
-        msim = world.start(SIMULATORS["market"][0], sim_id="market", **common, method=method,
-                           pricing=pricing, admm=admm, **(solver or {}),
-                           out=None if out is None else f"{out}/clearings",
+        msim = world.start(SIMULATORS["market"][0], sim_id=SIM_IDS["market"], **common,
+                           method=method, pricing=pricing, admm=admm, **(solver or {}),
+                           out=None if out is None else f"{out}/{CLEARINGS_FOLDER}",
                            clearing=clearing or None)
     names = [c.name for c in the_case.communities]
     communities = {n: csim.Community(name=n) for n in names}
@@ -160,7 +160,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     ports = {e.eid[len("port-"):]: e for e in market.children}
     grid_entity, feeders, buses = None, {}, {}
     if grid:
-        gsim = world.start(SIMULATORS["grid"][0], sim_id="grid", **common)
+        gsim = world.start(SIMULATORS["grid"][0], sim_id=SIM_IDS["grid"], **common)
         grid_entity = gsim.Grid()
         feeders = {e.eid[len("feeder-"):]: e for e in grid_entity.children
                    if e.type == "Feeder"}
@@ -188,7 +188,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     system = System(communities=communities, market=market, ports=ports, grid=grid_entity,
                     feeders=feeders, buses=buses,
                     until=round(days * the_case.horizon_h * 3600 / time_resolution),
-                    step=step, case_name=the_case.name, vm_bands=voltage_bands(the_case))
+                    step=step, case_name=the_case.name, vm_bands=the_case.voltage_bands())
     if out is not None:
         rsim = world.start(RECORDER[0], sim_id="record", out=str(out),
                            start=the_case.timeline[0].isoformat(), step=step,

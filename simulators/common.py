@@ -7,7 +7,7 @@ import pandas as pd
 
 from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.data.case import Case
-from mosaik_bilevel.results.result import json_float
+from mosaik_bilevel.results.files import json_float
 
 
 class Clock:

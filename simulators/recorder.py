@@ -11,28 +11,16 @@ finalises the run, so a run killed at any moment keeps every finished day.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import mosaik_api_v3
 import pandas as pd
 
+from mosaik_bilevel.results.files import recorder_file, recorder_table
+
 META = {"api_version": "3.0", "type": "time-based",
         "models": {"Recorder": {"public": True, "params": [], "attrs": [],
                                 "any_inputs": True}}}
-
-
-def file_stem(sim: str, attr: str | None = None) -> str:
-    """A file name for a simulator's table (and a dict attribute's)."""
-    name = sim if attr is None else f"{sim}__{attr}"
-    name = name.replace("[$/MWh]", "_per_mwh").replace("[%]", "_percent")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
-
-
-def table_of(sim: str, entity: str) -> str:
-    """Scalar table of an entity: its simulator's, or ``<sim>_<kind>`` for ``kind-name`` ids."""
-    kind, dash, _ = entity.partition("-")
-    return f"{sim}_{kind}" if dash else sim
 
 
 class RecorderSimulator(mosaik_api_v3.Simulator):
@@ -68,14 +56,14 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
                     if isinstance(value, dict):
                         if "values" in value and "start" in value:
                             continue  # a horizon
-                        rows = self.dict_rows.setdefault(file_stem(sim, attr), [])
+                        rows = self.dict_rows.setdefault(recorder_file(sim, attr), [])
                         rows.extend({"time": ts, "entity": entity, "key": k, "value": v}
                                     for k, v in value.items())
                     elif not isinstance(value, list):
                         current.setdefault((sim, entity), {"time": ts, "entity": entity})[
                             attr] = value
         for (sim, entity), row in current.items():
-            self.rows.setdefault(table_of(sim, entity), []).append(row)
+            self.rows.setdefault(recorder_table(sim, entity), []).append(row)
         following = time + self.step_ticks
         if following // self.flush_every > time // self.flush_every:
             # the period's last step: on disk now, before the next period's clearing runs
@@ -97,7 +85,7 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
                                                   if c not in ("time", "entity"))]
                 self.columns[sim] = cols
             frame = frame.sort_values(["time", "entity"]).reindex(columns=cols)
-            _append(self.out / f"{file_stem(sim)}.csv", frame)
+            _append(self.out / f"{recorder_file(sim)}.csv", frame)
         for stem, rows in self.dict_rows.items():
             if rows:
                 _append(self.out / f"{stem}.csv", pd.DataFrame(rows))

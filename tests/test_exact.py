@@ -127,7 +127,7 @@ def test_lazy_binaries_change_nothing_but_time(cases, seed):
         lazy = solve(case, "exact", pricing, options=TIGHT, lazy=True)
         assert eager.ok and lazy.ok
         assert eager.leader_cost == pytest.approx(lazy.leader_cost, rel=1e-7, abs=1e-7)
-        assert eager.extra["solver_rounds"] == 1
+        assert eager.solver.solver_rounds == 1
 
 
 def test_lazy_solution_keeps_every_relaxed_logic():

@@ -122,7 +122,7 @@ def test_paper_day_reference_points_bound_the_bilevel(paper_day):
     assert integrated.system_cost <= bilevel.system_cost + tolerance
     assert integrated.system_cost <= hpr.system_cost + tolerance
     # the relaxation meets its exchanges but dispatches the MV side at a higher cost
-    assert hpr.follower_cost >= hpr.extra["follower_cost_at_best_response"] - 1e-6
+    assert hpr.follower_cost >= hpr.solver.follower_cost_at_best_response - 1e-6
 
 
 @pytest.mark.slow

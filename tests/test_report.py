@@ -8,12 +8,11 @@ import sys
 import pandas as pd
 import pytest
 
+from mosaik_bilevel import solve
 from mosaik_bilevel.analysis.report import ReportInputError, read_run, write_report
 from mosaik_bilevel.analysis.report.figures import FIGURES
 from mosaik_bilevel.cases import load_case
-from mosaik_bilevel.methods.exact import Solver
 from mosaik_bilevel.methods.ldd_admm import solve_ldd_admm
-from mosaik_bilevel.operation.ac_check import ac_summary, validate_dispatch
 from mosaik_bilevel.scenarios.run import simulate
 
 
@@ -22,9 +21,7 @@ def _solve_folder(path, method="exact"):
     if method == "ldd_admm":
         result = solve_ldd_admm(case, "dlmp")
     else:
-        result = Solver(case, method, "dlmp").solve()
-        result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch)
-        result.extra["ac"] = ac_summary(result.ac)
+        result = solve(case, method, "dlmp")  # with the AC check
     result.write(path)
     return result
 
@@ -81,12 +78,12 @@ def test_report_of_an_exact_solve(tmp_path):
 def test_report_of_an_ldd_admm_solve_shows_its_residuals(tmp_path):
     result = _solve_folder(tmp_path, "ldd_admm")
     run = read_run(tmp_path)
-    assert len(next(iter(run.residuals.values()))) == result.extra["iterations"]
+    assert len(next(iter(run.residuals.values()))) == result.admm.iterations
     report = write_report(tmp_path)
     assert "admm" in report.figures
     assert "battery_energy" in report.omitted  # its device schedules are private
     assert _key_figures(report.path.read_text())["iterations"] == str(
-        result.extra["iterations"])
+        result.admm.iterations)
 
 
 def test_report_of_a_simulation(tmp_path):

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from mosaik_bilevel import load_case, solve
-from mosaik_bilevel.operation.ac_network import ACNetwork, ldf_voltages
+from mosaik_bilevel.model.lindistflow import ldf_voltages
+from mosaik_bilevel.operation.ac_network import ACNetwork
 from mosaik_bilevel.operation.community_operation import (
     CommunityOperation,
     ForecastError,
@@ -344,7 +345,7 @@ def test_ldd_admm_as_same_time_loops_equals_the_method_in_process(tmp_path, mode
                        admm={"in_loop": True}, **EXACT)
     [day] = summary["days"]
     direct = solve_ldd_admm(load_case("tiny"), "dlmp")
-    assert day["clearing"]["iterations"] == direct.extra["iterations"]
+    assert day["clearing"]["iterations"] == direct.admm.iterations
     assert day["clearing"]["leader_cost"] == pytest.approx(direct.leader_cost, abs=1e-12)
     comm = pd.read_csv(tmp_path / "communities.csv").sort_values(["entity", "time"])
     ex = direct.exchanges.sort_values(["community", "time"])

@@ -16,7 +16,7 @@ from mosaik_bilevel.operation.ac_check import (
 def test_validation_meets_the_solved_exchanges_and_balances_power(method):
     case = load_case("tiny")
     result = Solver(case, method, "dlmp").solve()
-    table = validate_dispatch(case, result.exchanges, result.mv_dispatch)
+    table = validate_dispatch(case, result.exchange_p_mw, result.mv)
     assert list(table.columns) == list(AC_COLUMNS)
     assert len(table) == result.periods and table["converged"].all()
     # every community's own dispatch meets the solved exchange
@@ -33,7 +33,7 @@ def test_validation_meets_the_solved_exchanges_and_balances_power(method):
     # the planned import is LinDistFlow's, lossless: it falls short of AC by the losses
     gap = table["p_sub_mw"] - table["p_sub_planned_mw"]
     assert np.allclose(gap, table["p_loss_mw"], atol=1e-6)
-    summary = ac_summary(table)
+    summary = ac_summary(table).as_dict()
     assert summary["steps"] == result.periods and summary["not_converged"] == 0
     assert summary["vm_min_pu"] == pytest.approx(
         min(table["mv_vm_min_ac_pu"].min(), table["lv_vm_min_ac_pu"].min()))

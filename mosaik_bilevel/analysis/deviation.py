@@ -27,6 +27,7 @@ from ..data.state import state_series
 from ..methods.exact import Solver
 from ..methods.ldd_admm.algorithm import FinishedRun, leader_cost_by_period
 from ..model.tariff import tariff_payments
+from ..results.result import DeviationSummary
 from ..solvers.highs import HighsSolver
 from ..solvers.lazy import LazyBinaries, solve_lazily
 
@@ -101,8 +102,7 @@ def nearest_exact_optimum(exact_solver, x_admm: np.ndarray, own_admm: np.ndarray
     highs = HighsSolver(exact_solver.options)
     highs.load(model)
     lazy = LazyBinaries.of(form.communities, form.kkt)
-    _res, x, _rounds = solve_lazily(highs, lazy, model.arrays.integer, polish=True)
-    return x
+    return solve_lazily(highs, lazy, model.arrays.integer, polish=True).x
 
 
 def deviation_from_exact(exact_solver, exact, x_admm: dict, own_admm: np.ndarray, settlement,
@@ -169,4 +169,4 @@ def compare_with_exact(run: FinishedRun) -> None:
     chosen = run.chosen
     scalars, run.result.deviation = deviation_from_exact(
         exact_solver, exact, chosen.x, chosen.own_cost, chosen.settlement, run.coordinator)
-    run.result.extra.update(scalars)
+    run.result.deviation_summary = DeviationSummary(**scalars)

@@ -30,19 +30,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ..cases import load_case
 from ..cases.paper import utility_pv_by_day
 from ..methods.exact import Solver
 from ..methods.ldd_admm import ADMMOptions, solve_ldd_admm
 from ..methods.ldd_admm.backends import default_backend
-from ..results.result import SolveResult, json_float
+from ..results.files import json_float
+from ..results.result import SolveResult
 from ..solvers.highs import SolverOptions
 from .deviation import compare_with_exact
+from .report.findings import DEVIATES, draw_findings
 
-#: A period deviates when its relative deviation (cost or exchange) exceeds this.
-DEVIATES = 1e-3
 #: Utility PV is at its limit when it produces within this of what it could (MW).
 AT_LIMIT_MW = 1e-6
 
@@ -134,11 +133,10 @@ def scarcity(result: SolveResult) -> pd.DataFrame:
     """Per period: utility PV at its limit and a degenerate DLMP."""
     per = result.periods_table[["time"]].copy()
     per["time"] = pd.to_datetime(per["time"])
-    disp = result.mv_dispatch
-    pv = disp[disp["kind"] == "pv"].assign(time=lambda d: pd.to_datetime(d["time"]))
-    if len(pv):
-        short = (pv["available_mw"] - pv["p_mw"]).groupby(pv["time"]).max()
-        avail = pv.groupby("time")["available_mw"].sum()
+    mv = result.mv
+    if len(mv.p_pv_mw.columns):
+        short = (mv.pv_available_mw - mv.p_pv_mw).max(axis=1)
+        avail = mv.pv_available_mw.sum(axis=1)
         per["pv_at_limit"] = per["time"].map((short <= AT_LIMIT_MW) & (avail > AT_LIMIT_MW)
                                              ).fillna(False).astype(bool)
     else:
@@ -180,17 +178,14 @@ def deviation_by_day(days: list[DayRuns], table: pd.DataFrame) -> pd.DataFrame:
     for d in days:
         t = table[table["day"] == d.day]
         dev = t[t["deviates"]]
-        e = d.admm.extra
+        e = d.admm.deviation_summary
         rows.append({
-            "day": d.day, "why": d.label, "status": d.admm.status,
-            "iterations": e.get("iterations"),
-            "average_relative_deviation_cost": e.get("average_relative_deviation_cost"),
-            "average_relative_deviation_exchange": e.get("average_relative_deviation_exchange"),
-            "average_relative_deviation_cost_nearest": e.get(
-                "average_relative_deviation_cost_nearest"),
-            "deviation_leader_cost": e.get("deviation_leader_cost"),
-            "average_relative_deviation_exchange_nearest": e.get(
-                "average_relative_deviation_exchange_nearest"),
+            "day": d.day, "why": d.label, "status": d.admm.status.value,
+            "iterations": d.admm.admm.iterations,
+            **{name: getattr(e, name, None) for name in (
+                "average_relative_deviation_cost", "average_relative_deviation_exchange",
+                "average_relative_deviation_cost_nearest", "deviation_leader_cost",
+                "average_relative_deviation_exchange_nearest")},
             "periods": len(t), "periods_deviating": len(dev),
             "periods_deviating_from_solver": int(t["deviates_from_solver"].sum()),
             "deviating_with_pv_at_limit": int(dev["pv_at_limit"].sum()),
@@ -206,9 +201,7 @@ def deviation_by_day(days: list[DayRuns], table: pd.DataFrame) -> pd.DataFrame:
 # -- finding 2: the follower's cost, bilevel vs integrated ------------------------------------
 def follower_cost_by_period(result: SolveResult) -> pd.Series:
     """The follower's cost per period from its dispatch (cost of every MV source)."""
-    d = result.mv_dispatch
-    cost = d["p_mw"] * d["cost_per_mwh"] * result.step_h
-    return cost.groupby(pd.to_datetime(d["time"])).sum()
+    return result.mv.cost_by_period(result.step_h)
 
 
 def follower_cost_table(days: list[DayRuns]) -> pd.DataFrame:
@@ -241,8 +234,7 @@ def follower_cost_by_day(days: list[DayRuns]) -> pd.DataFrame:
 
 # -- finding 3: hpr vs bilevel ----------------------------------------------------------------
 def _exchange_energy(result: SolveResult) -> tuple[float, float, np.ndarray]:
-    ex = result.exchanges
-    p = ex.pivot(index="time", columns="community", values="p_mw").to_numpy()
+    p = result.exchange_p_mw.to_numpy()
     return (float(np.clip(p, 0, None).sum() * result.step_h),
             float(-np.clip(p, None, 0).sum() * result.step_h), p)
 
@@ -255,131 +247,16 @@ def hpr_table(days: list[DayRuns]) -> pd.DataFrame:
         b_imp, b_exp, bp = _exchange_energy(b)
         rows.append({
             "day": d.day, "why": d.label,
-            "exchanges_met": h.extra.get("follower_status_at_exchanges") == "optimal",
-            "follower_status_at_hpr_exchanges": h.extra.get("follower_status_at_exchanges"),
+            "exchanges_met": h.solver.follower_status_at_exchanges == "optimal",
+            "follower_status_at_hpr_exchanges": h.solver.follower_status_at_exchanges,
             "follower_cost_hpr_dispatch": h.follower_cost,
-            "follower_cost_at_hpr_exchanges": h.extra.get("follower_cost_at_best_response"),
+            "follower_cost_at_hpr_exchanges": h.solver.follower_cost_at_best_response,
             "follower_cost_bilevel": b.follower_cost,
             "leader_cost_hpr": h.leader_cost, "leader_cost_bilevel": b.leader_cost,
             "import_mwh_hpr": h_imp, "import_mwh_bilevel": b_imp,
             "export_mwh_hpr": h_exp, "export_mwh_bilevel": b_exp,
             "max_exchange_difference_mw": float(np.abs(hp - bp).max())})
     return pd.DataFrame(rows)
-
-
-# -- figures (drawn from the files written, so they can be redrawn: draw_findings) ----------
-def draw_findings(out) -> list[str]:
-    """Draw the findings' figures from an experiments folder; returns the files written."""
-    out = Path(out)
-    info = json.loads((out / "experiments.json").read_text())
-    days = [(d["day"], d["why"]) for d in info["days"]]
-    tables = {name: pd.read_csv(out / f"{name}.csv", parse_dates=["time"])
-              for name in ("deviation", "follower_cost")}
-    by_day = {name: pd.read_csv(out / f"{name}.csv").set_index("day")
-              for name in ("follower_cost_by_day", "hpr")}
-    exchanges = {(day, run): pd.read_csv(out / day / run / "exchanges.csv",
-                                         parse_dates=["time"])
-                 for day, _ in days for run in ("exact", "hpr")}
-    written = []
-    for stem, draw in (("deviation", _deviation_figure), ("follower_cost", _follower_figure),
-                       ("hpr", _hpr_figure)):
-        fig = draw(days, tables, by_day, exchanges)
-        fig.savefig(out / f"{stem}.png", dpi=110)
-        written.append(f"{stem}.png")
-    return written
-
-
-def _day_axes(days, title: str, height: float = 3.0):
-    fig = Figure(figsize=(10.0, height * len(days)), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(len(days), 1, squeeze=False)).ravel()
-    fig.suptitle(title)
-    return fig, axes
-
-
-def _hour(times: pd.Series) -> np.ndarray:
-    t = pd.to_datetime(times)
-    return (t.dt.hour + t.dt.minute / 60).to_numpy(dtype=float)
-
-
-def _deviation_figure(days, tables, by_day, exchanges) -> Figure:
-    table = tables["deviation"]
-    fig, axes = _day_axes(days, "Exact vs LDD-ADMM: relative deviation per period, from the "
-                                "nearest exact optimum")
-    for ax, (day, why) in zip(axes, days, strict=True):
-        t = table[table["day"] == day]
-        hours = _hour(t["time"])
-        step = hours[1] - hours[0] if len(hours) > 1 else 1.0
-        width = 0.4 * step
-        ax.set_yscale("log", nonpositive="clip")
-        for h, at in zip(hours, t["pv_at_limit"].astype(bool), strict=True):
-            if at:
-                ax.axvspan(h, h + step, color="#f2b134", alpha=0.25, lw=0)
-        suffix = "_nearest" if "relative_deviation_cost_nearest" in t else ""
-        floor = 1e-7
-        for offset, col, label, color in ((0.0, "cost", "leader's cost", "#4c72b0"),
-                                          (width, "exchange", "exchanges", "#dd8452")):
-            v = np.maximum(t[f"relative_deviation_{col}{suffix}"].to_numpy(float), floor)
-            ax.bar(hours + offset, v - floor, bottom=floor, width=width, align="edge",
-                   label=label, color=color)
-        degenerate = hours[t["degenerate_dlmp"].astype(bool).to_numpy()]
-        ax.plot(degenerate + width, np.full(len(degenerate), 2 * floor), "kv", ms=6,
-                label="degenerate DLMP")
-        ax.axhline(DEVIATES, color="grey", lw=0.8, ls=":", label=f"{DEVIATES:g} (deviates)")
-        ax.axvspan(0, 0, color="#f2b134", alpha=0.25, label="utility PV at its limit")
-        ax.set_ylim(floor, 1.0)
-        ax.set_xlim(0, 24)
-        ax.set_xlabel("hour of the day")
-        ax.set_ylabel("relative deviation (–, log)")
-        ax.set_title(f"{day}: {why}", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def _steps(times, values):
-    """Step-plot data over the hours of the day, the last period drawn to its end."""
-    hours = _hour(pd.Series(times))
-    step = hours[1] - hours[0] if len(hours) > 1 else 1.0
-    values = np.asarray(values, dtype=float)
-    return np.append(hours, hours[-1] + step), np.append(values, values[-1])
-
-
-def _follower_figure(days, tables, by_day, exchanges) -> Figure:
-    table = tables["follower_cost"]
-    fig, axes = _day_axes(days, "The follower's cost: bilevel solution vs integrated optimum")
-    for ax, (day, why) in zip(axes, days, strict=True):
-        t = table[table["day"] == day]
-        row = by_day["follower_cost_by_day"].loc[day]
-        ax.step(*_steps(t["time"], t["follower_cost_bilevel"]), where="post",
-                label="bilevel", color="#c44e52")
-        ax.step(*_steps(t["time"], t["follower_cost_integrated"]), where="post", ls="--",
-                label="integrated optimum", color="#4c72b0")
-        ax.set_xlim(0, 24)
-        ax.set_xlabel("hour of the day")
-        ax.set_ylabel("follower's cost (cost units per period)")
-        ax.set_title(f"{day}: {why}; day total bilevel {row.follower_cost_bilevel:.1f}, "
-                     f"integrated {row.follower_cost_integrated:.1f}", fontsize=10)
-        ax.legend(fontsize=8)
-    return fig
-
-
-def _hpr_figure(days, tables, by_day, exchanges) -> Figure:
-    fig, axes = _day_axes(days, "hpr (relaxation) vs bilevel: total exchange per period")
-    for ax, (day, _why) in zip(axes, days, strict=True):
-        row = by_day["hpr"].loc[day]
-        for run, label, style in (("exact", "bilevel", {}), ("hpr", "hpr", {"ls": "--"})):
-            ex = exchanges[day, run]
-            total = ex.groupby("time")["p_mw"].sum()
-            ax.step(*_steps(total.index, total.to_numpy()), where="post", label=label,
-                    **style)
-        ax.axhline(0.0, color="grey", lw=0.6)
-        ax.set_xlim(0, 24)
-        ax.set_xlabel("hour of the day")
-        ax.set_ylabel("Σ exchanges (MW, import +)")
-        ax.set_title(f"{day}: follower cost bilevel {row.follower_cost_bilevel:.1f}, hpr "
-                     f"dispatch {row.follower_cost_hpr_dispatch:.1f}, best response at hpr "
-                     f"exchanges {row.follower_cost_at_hpr_exchanges:.1f}", fontsize=10)
-        ax.legend(fontsize=8)
-    return fig
 
 
 def _records(table: pd.DataFrame) -> list[dict]:

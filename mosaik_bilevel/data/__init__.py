@@ -1,0 +1,1 @@
+"""What a study is: the case, its tables' schemas, its radial networks, case folders."""

@@ -33,8 +33,6 @@ from .schema import (
     validate_table,
 )
 
-#: Default LV voltage band (EN 50160) where the LV network declares none.
-LV_VM_MIN_PU, LV_VM_MAX_PU = 0.90, 1.10
 PRICE_NAMES = ("upstream_per_mwh", "tariff_buy_per_mwh", "tariff_sell_per_mwh")
 
 
@@ -269,6 +267,19 @@ class Case:
     def mv_side(self) -> Case:
         """The case without its communities: what the market operator holds in LDD-ADMM."""
         return dataclasses.replace(self, communities=[], name=f"{self.name} (MV side)")
+
+    def voltage_bands(self) -> dict[str, list[float]]:
+        """The widest voltage band per level, ``{"mv_vm_band_pu": [lo, hi], "lv_vm_band_pu":
+        ...}``: what the clearing and the AC check hold the buses to
+        (:meth:`~mosaik_bilevel.data.network.RadialNetwork.voltage_band`)."""
+        levels = {"mv": [self.mv_network], "lv": [c.lv_network for c in self.communities]}
+        out = {}
+        for level, networks in levels.items():
+            if networks:
+                bands = [n.voltage_band() for n in networks]
+                out[f"{level}_vm_band_pu"] = [float(min(lo.min() for lo, _ in bands)),
+                                              float(max(hi.max() for _, hi in bands))]
+        return out
 
     @property
     def community_names(self) -> pd.Index:

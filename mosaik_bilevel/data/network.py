@@ -20,6 +20,10 @@ import scipy.sparse as sp
 from ..errors import CaseError
 
 S_BASE_MVA = 1.0
+#: The voltage band of a bus that declares none (``min_vm_pu``/``max_vm_pu`` missing): ±10 %
+#: of nominal, the EN 50160 band, at MV and LV alike. The clearing's LinDistFlow and the AC
+#: check both take it from :meth:`RadialNetwork.voltage_band`.
+DEFAULT_VM_MIN_PU, DEFAULT_VM_MAX_PU = 0.90, 1.10
 _UNSUPPORTED = ("trafo3w", "impedance", "dcline", "xward", "ward", "tcsc", "ssc", "svc",
                 "vsc")
 
@@ -72,6 +76,25 @@ class RadialNetwork:
     def child_position(self) -> np.ndarray:
         """For each branch, the position of its child (to) bus (= branch number + 1)."""
         return self.position.loc[self.branches["to_bus"]].to_numpy()
+
+    def voltage_band(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest voltage (pu) per bus: its own, or the default band
+        (:data:`DEFAULT_VM_MIN_PU`, :data:`DEFAULT_VM_MAX_PU`) where it declares none."""
+        return (np.where(np.isnan(self.vm_min_pu), DEFAULT_VM_MIN_PU, self.vm_min_pu),
+                np.where(np.isnan(self.vm_max_pu), DEFAULT_VM_MAX_PU, self.vm_max_pu))
+
+    @cached_property
+    def common_path_impedance(self) -> tuple[np.ndarray, np.ndarray]:
+        """Resistance and reactance (pu) of the path two buses share, bus × bus.
+
+        Under LinDistFlow a withdrawal of 1 MW at bus ``k`` lowers ``w`` at bus ``j`` by
+        ``2 R[j, k]`` (and 1 Mvar by ``2 X[j, k]``).
+        """
+        m = self.path_matrix
+        r = self.branches["r_pu"].to_numpy()
+        x = self.branches["x_pu"].to_numpy()
+        return ((m.T @ m.multiply(r[:, None])).toarray(),
+                (m.T @ m.multiply(x[:, None])).toarray())
 
     @cached_property
     def path_matrix(self) -> sp.csr_matrix:

@@ -5,6 +5,9 @@
 - :func:`certify` compares the single-level follower cost ``c'y`` with the follower's optimum
   at the same exchanges: equal to a relative tolerance (default 1e-6) or the solution is
   rejected.
+- :func:`duals_at_bound` and :func:`enlarge_dual_big_m`: the check that no follower dual
+  sits at its big-M bound and the tenfold enlargement when one does (the exact method and
+  LDD-ADMM's coordinator);
 - :func:`best_price_for_leader` solves, at given exchanges, ``min λ'E p`` over the follower's
   whole dual-optimal face without any big-M: the price an optimistic leader is entitled to.
   The exact method compares it with the price its big-M model chose.
@@ -18,10 +21,32 @@ import numpy as np
 import pandas as pd
 
 from ..model.follower import Follower
-from ..model.kkt import MatrixForm
+from ..model.kkt import KKTSystem, MatrixForm
 from ..model.linear import LinearModel
 from ..results.result import Certificate
 from ..solvers.highs import HighsSolver, SolverOptions, SolverResult, SolveStatus
+
+#: A dual is "at its bound" when it reaches this fraction of its big-M.
+AT_BOUND = 1.0 - 1e-6
+#: How much a dual big-M at its bound is enlarged.
+ENLARGEMENT = 10.0
+
+
+def duals_at_bound(kkt: KKTSystem, x: np.ndarray) -> np.ndarray:
+    """Complementarity pairs (positions in ``kkt.kept``) whose dual sits at its big-M."""
+    mu, m = x[kkt.mu.ids], kkt.dual_big_m
+    return np.flatnonzero((m > 0) & (mu >= AT_BOUND * m))
+
+
+def enlarge_dual_big_m(kkt: KKTSystem, host: LinearModel, pairs: np.ndarray | None = None
+                       ) -> int:
+    """Enlarge the dual big-Ms of ``pairs`` (default all) tenfold in ``host``; returns how
+    many."""
+    values = kkt.dual_big_m.copy()
+    which = np.arange(values.size) if pairs is None else pairs
+    values[which] *= ENLARGEMENT
+    kkt.set_dual_big_m(host, values)
+    return int(which.size)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,15 +32,20 @@ from ..data.case import Case
 from ..errors import CertificateError
 from ..model.big_m import SAFETY
 from ..model.formulation import Formulation, build_formulation
-from ..results.result import SolveResult, read_tables
+from ..results.assembly import fill_solution
+from ..results.result import ResultStatus, SolverDiagnostics, SolveResult
 from ..solvers.highs import HighsSolver, SolverOptions, SolverResult, SolveStatus, solve_model
-from ..solvers.lazy import LazyBinaries
-from .certificate import FollowerOracle, best_price_for_leader, certify
+from ..solvers.lazy import LazyBinaries, LazyOutcome, solve_lazily
+from .certificate import (
+    FollowerOracle,
+    FollowerResponse,
+    best_price_for_leader,
+    certify,
+    duals_at_bound,
+    enlarge_dual_big_m,
+)
 
 log = logging.getLogger(__name__)
-
-#: A dual is "at its bound" when it reaches this fraction of its big-M.
-AT_BOUND = 1.0 - 1e-6
 
 
 class Solver:
@@ -128,97 +134,81 @@ class Solver:
         The measured state it starts from: battery energy and shiftable-load progress per
         community (``{community: Series}``), the units' output before it (``p_init_mw``).
         """
-        t_all = time.perf_counter()
-        times = self.prepare(start, n_periods=n_periods, initial_energy_mwh=initial_energy_mwh,
-                             shiftable_done=shiftable_done, p_init_mw=p_init_mw)
+        run = _Run(time.perf_counter(), self.prepare(
+            start, n_periods=n_periods, initial_energy_mwh=initial_energy_mwh,
+            shiftable_done=shiftable_done, p_init_mw=p_init_mw))
         form = self.formulation
-        big_m_log: list[str] = []
-        times["solve"] = times["polish"] = times["checks"] = 0.0
         lazy = LazyBinaries.of(form.communities, form.kkt) if self.lazy else None
-        integer = form.model.arrays.integer.copy()
-        if lazy is not None:
-            integer[lazy.columns] = False
-        self._highs.set_integrality(integer)
-        attempts = rounds = 0
+        attempts = 0
         while True:
-            t0 = time.perf_counter()
-            res = self._highs.solve()
-            times["solve"] += time.perf_counter() - t0
-            rounds += 1
-            if not res.has_solution:
-                if (form.kkt is not None and res.status is SolveStatus.INFEASIBLE
-                        and self._relaxation_feasible(form, big_m_log)):
-                    reason = ("the single-level model is infeasible although its high-point "
-                              "relaxation is not: dual bounds may be too small")
-                    if attempts < self.max_enlargements:
-                        attempts += 1
-                        self._enlarge(form, None, big_m_log, reason)
-                        continue
-                    big_m_log.append(f"not verified after {attempts} enlargements: {reason}")
-                    res.status, res.message = SolveStatus.ERROR, reason
-                    return self._no_solution(form, res, times, big_m_log, t_all, rounds,
-                                             status="big_m_unverified")
-                return self._no_solution(form, res, times, big_m_log, t_all, rounds)
-            t0 = time.perf_counter()
-            x = self._polish(res, big_m_log)
-            times["polish"] += time.perf_counter() - t0
-            if lazy is not None:
-                restore = lazy.violations(x, ~self._highs.integrality)
-                if restore.size:  # the relaxation's answer breaks a relaxed logic
-                    integer = self._highs.integrality.copy()
-                    integer[restore] = True
-                    self._highs.set_integrality(integer)
-                    continue
-                x = lazy.complete(x)
-            if form.kkt is None:
-                break
-            t0 = time.perf_counter()
-            verdict = self._check_dual_bounds(form, x)
-            times["checks"] += time.perf_counter() - t0
-            if verdict is None:
-                break
-            rows, reason = verdict
-            if attempts >= self.max_enlargements:
-                big_m_log.append(f"not verified after {attempts} enlargements: {reason}")
-                return self._result(form, x, res, times, big_m_log, t_all, rounds,
-                                    status="big_m_unverified", message=reason)
+            outcome = self._solve_lazily(lazy, run)
+            res, x = outcome.result, outcome.x
+            if x is None:
+                reason = self._infeasible_for_dual_bounds(form, res, run)
+                if reason is None:
+                    return self._no_solution(form, res, run)
+                if attempts >= self.max_enlargements:
+                    run.big_m_log.append(f"not verified after {attempts} enlargements: "
+                                         f"{reason}")
+                    return self._no_solution(form, res, run, ResultStatus.BIG_M_UNVERIFIED,
+                                             reason)
+            else:
+                if form.kkt is None:
+                    break
+                t0 = time.perf_counter()
+                verdict = self._check_dual_bounds(form, x)
+                run.times["checks"] += time.perf_counter() - t0
+                if verdict is None:
+                    break
+                pairs, reason = verdict
+                if attempts >= self.max_enlargements:
+                    run.big_m_log.append(f"not verified after {attempts} enlargements: "
+                                         f"{reason}")
+                    return self._result(form, x, res, run,
+                                        status=ResultStatus.BIG_M_UNVERIFIED, message=reason)
             attempts += 1
-            self._enlarge(form, rows, big_m_log, reason)
-        return self._result(form, x, res, times, big_m_log, t_all, rounds)
+            self._enlarge(form, None if x is None else pairs, run.big_m_log, reason)
+        return self._result(form, x, res, run)
 
     def relaxation(self) -> SolverResult:
         """Solve the LP relaxation of the model last prepared (for benchmarks)."""
         return self._highs.solve_relaxation()
 
     # -- internals -------------------------------------------------------------------------
-    def _polish(self, res: SolverResult, big_m_log: list[str]) -> np.ndarray:
-        """Fix the integers at their values and re-solve the LP for exact complementarity."""
-        ints = np.flatnonzero(self._highs.integrality)
-        if not ints.size:
-            return res.x
-        polished = self._highs.solve_fixed(ints, np.round(res.x[ints]))
-        if polished.has_solution and polished.status.ok:
-            return polished.x
-        big_m_log.append(f"polishing LP was {polished.status.value}; kept the MIP solution")
-        return res.x
+    def _solve_lazily(self, lazy: LazyBinaries | None, run: _Run) -> LazyOutcome:
+        """Solve (relaxed binaries restored as needed, polished) from the binaries already
+        restored in this horizon."""
+        restored = run.restored
+        outcome = solve_lazily(self._highs, lazy, self.formulation.model.arrays.integer,
+                               polish=True, restored=restored)
+        run.restored = np.flatnonzero(self._highs.integrality)
+        run.times["solve"] += outcome.solve_s
+        run.times["polish"] += outcome.polish_s
+        run.rounds += outcome.rounds
+        run.big_m_log.extend(outcome.notes)
+        return outcome
 
-    def _relaxation_feasible(self, form: Formulation, big_m_log: list[str]) -> bool:
-        """Whether the leader's and follower's constraints together admit a solution.
+    def _infeasible_for_dual_bounds(self, form: Formulation, res: SolverResult,
+                                    run: _Run) -> str | None:
+        """Why an infeasible single-level model may owe it to its dual bounds, or None.
 
-        If they do not, the bilevel problem is infeasible whatever the dual bounds.
+        If the leader's and follower's constraints together admit no solution (the
+        high-point relaxation), the bilevel problem is infeasible whatever the dual bounds.
         """
+        if form.kkt is None or res.status is not SolveStatus.INFEASIBLE:
+            return None
         hpr = build_formulation(self.case, form.periods, "hpr", "tariff", **form.state)
-        feasible = solve_model(hpr.model, self.options).status is not SolveStatus.INFEASIBLE
-        if not feasible:
-            big_m_log.append("the high-point relaxation is infeasible: the bilevel problem "
-                             "is infeasible whatever the dual bounds")
-        return feasible
+        if solve_model(hpr.model, self.options).status is SolveStatus.INFEASIBLE:
+            run.big_m_log.append("the high-point relaxation is infeasible: the bilevel "
+                                 "problem is infeasible whatever the dual bounds")
+            return None
+        return ("the single-level model is infeasible although its high-point relaxation "
+                "is not: dual bounds may be too small")
 
     def _check_dual_bounds(self, form: Formulation, x: np.ndarray):
-        """None when the dual bounds are verified, else (rows to enlarge, reason)."""
+        """None when the dual bounds are verified, else (pairs to enlarge, reason)."""
         kkt = form.kkt
-        mu = x[kkt.mu.ids]
-        at_bound = np.flatnonzero((kkt.dual_big_m > 0) & (mu >= AT_BOUND * kkt.dual_big_m))
+        at_bound = duals_at_bound(kkt, x)
         if at_bound.size:
             blocks = sorted(set(kkt.form.g_block[kkt.kept[at_bound]]))
             return at_bound, (f"{at_bound.size} duals at their big-M bound "
@@ -241,99 +231,119 @@ class Solver:
                 f"face allows {best.payment:.9g} at the same exchanges")
         return None
 
-    def _enlarge(self, form: Formulation, rows, big_m_log: list[str], reason: str) -> None:
-        kkt = form.kkt
-        values = kkt.dual_big_m.copy()
-        which = np.arange(values.size) if rows is None else rows
-        values[which] *= 10.0
-        kkt.set_dual_big_m(form.model, values)
+    def _enlarge(self, form: Formulation, pairs, big_m_log: list[str], reason: str) -> None:
+        n = enlarge_dual_big_m(form.kkt, form.model, pairs)
         self._highs.update(form.model)
-        message = f"{reason}; enlarged {which.size} dual big-Ms tenfold and re-solved"
+        message = f"{reason}; enlarged {n} dual big-Ms tenfold and re-solved"
         big_m_log.append(message)
         log.info(message)
 
-    def _base(self, form: Formulation, status: str, message: str, times, big_m_log):
+    def _base(self, form: Formulation, status, message: str, run: _Run) -> SolveResult:
         return SolveResult(
             case=self.case.name, method=self.method, pricing=form.pricing,
             start=str(form.periods[0]), periods=len(form.periods), step_h=self.case.step_h,
-            status=status, message=message, times_s=times, size=form.model.size(),
-            big_m_log=big_m_log)
+            status=status, message=message, times_s=run.times, size=form.model.size(),
+            big_m_log=run.big_m_log)
 
-    def _no_solution(self, form, res: SolverResult, times, big_m_log, t_all, rounds,
-                     status: str | None = None) -> SolveResult:
-        times["total"] = time.perf_counter() - t_all
-        result = self._base(form, status or res.status.value, res.message, times, big_m_log)
-        result.extra["solver_rounds"] = rounds
+    def _no_solution(self, form: Formulation, res: SolverResult, run: _Run,
+                     status: ResultStatus | None = None, message: str = "") -> SolveResult:
+        run.times["total"] = time.perf_counter() - run.t_all
+        result = self._base(form, status or res.status.value, message or res.message, run)
+        result.solver = SolverDiagnostics(solver_rounds=run.rounds)
         return result
 
-    def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, times: dict,
-                big_m_log: list[str], t_all: float, rounds: int, *, status: str | None = None,
-                message: str = "") -> SolveResult:
+    def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, run: _Run, *,
+                status: ResultStatus | None = None, message: str = "") -> SolveResult:
         t0 = time.perf_counter()
         self.last_x = x
-        case = self.case
         response = self._oracle.respond(form.follower, form.exchanges(x))
+        result = self._base(form, status or res.status.value, message or res.message, run)
+        prices, certificate, follower_cost = self._follower_side(form, x, response)
+        self._fill(result, form, x, response, prices)
         own = form.own_cost(x)
-        prices = None
-        if form.kkt is not None:
-            lam, _mu = form.kkt.duals(x)
-            eq_pos = np.searchsorted(form.kkt.form.eq_rows, form.follower.mv.p_balance.ids)
-            prices = lam[eq_pos] / case.step_h
-            follower_cost = form.kkt.follower_cost(x)
-            certificate = certify(follower_cost, response, self.certificate_tolerance)
-        else:
-            certificate = None
-            ids = form.primal.col_map if form.primal is not None else None
-            if ids is not None:
-                a = form.follower.model.arrays
-                y = np.flatnonzero(~a.parameter)
-                follower_cost = float(a.cost[y] @ x[ids[y]] + a.offset)
-            else:
-                follower_cost = response.cost if response.ok else math.nan
-        status = status or res.status.value  # e.g. "time_limit" with an incumbent
-        tables = read_tables(form, x, response, prices)
-        payments = float(tables["exchanges"]["payment"].sum())
-        result = self._base(form, status, message or res.message, times, big_m_log)
-        result.mip_gap = res.mip_gap
-        result.objective = res.objective
-        result.own_cost = own
-        result.payments = payments
-        result.leader_cost = own + payments
-        result.follower_cost = follower_cost
-        result.system_cost = own + follower_cost
+        result.mip_gap, result.objective = res.mip_gap, res.objective
+        result.own_cost, result.payments = own, float(result.exchanges["payment"].sum())
+        result.leader_cost = own + result.payments
+        result.follower_cost, result.system_cost = follower_cost, own + follower_cost
         result.certificate = certificate
-        result.extra["follower_cost_at_best_response"] = (
-            response.cost if response.ok else math.nan)
-        result.extra["follower_status_at_exchanges"] = response.status.value
-        result.extra["solver_rounds"] = rounds
-        result.extra["binaries_restored"] = int(
-            self._highs.integrality.sum()) if self.lazy else int(form.model.arrays.integer.sum())
-        if form.kkt is not None:
-            mu = x[form.kkt.mu.ids]
-            ratio = mu / np.where(form.kkt.dual_big_m > 0, form.kkt.dual_big_m, np.inf)
-            result.extra["max_dual_to_big_m"] = float(ratio.max()) if ratio.size else 0.0
-            m = form.kkt.dual_big_m
-            result.extra["dual_big_m_min"] = float(m.min()) if m.size else 0.0
-            result.extra["dual_big_m_max"] = float(m.max()) if m.size else 0.0
-            result.extra["complementarity_pairs"] = int(form.kkt.kept.size)
-            result.extra["complementarity_rows_dropped"] = int(
-                form.kkt.form.G.shape[0] - form.kkt.kept.size)
+        result.solver = self._diagnostics(form, x, response, run.rounds)
         if form.method == "standalone" and not response.ok:
-            result.status = "follower_infeasible"
+            result.status = ResultStatus.FOLLOWER_INFEASIBLE
             result.message = (f"the follower cannot serve the standalone exchanges: "
                               f"{response.message}")
-        result.exchanges = tables.get("exchanges")
-        result.dlmp = tables.get("dlmp")
-        result.mv_dispatch = tables.get("mv_dispatch")
-        result.batteries = tables.get("batteries")
-        result.rooftop_pv = tables.get("rooftop_pv")
-        result.shiftable = tables.get("shiftable")
-        result.mv_voltage = tables.get("mv_voltage")
-        result.periods_table = tables.get("periods")
-        times["results"] = time.perf_counter() - t0
-        times["total"] = time.perf_counter() - t_all
-        if certificate is not None and not certificate.passed and status == "optimal":
-            result.status = "certificate_failed"
+        run.times["results"] = time.perf_counter() - t0
+        run.times["total"] = time.perf_counter() - run.t_all
+        if (certificate is not None and not certificate.passed
+                and result.status is ResultStatus.OPTIMAL):
+            result.status = ResultStatus.CERTIFICATE_FAILED
             result.message = certificate.message
             raise CertificateError(certificate.message, result)
         return result
+
+    def _follower_side(self, form: Formulation, x: np.ndarray, response: FollowerResponse):
+        """(bilevel DLMPs or None, certificate or None, follower cost) of a solution."""
+        if form.kkt is not None:
+            lam, _mu = form.kkt.duals(x)
+            follower_cost = form.kkt.follower_cost(x)
+            return (form.follower.dlmp_from_kkt(form.kkt.form, lam),
+                    certify(follower_cost, response, self.certificate_tolerance),
+                    follower_cost)
+        if form.primal is not None:
+            a = form.follower.model.arrays
+            y = np.flatnonzero(~a.parameter)
+            return None, None, float(a.cost[y] @ x[form.primal.col_map[y]] + a.offset)
+        return None, None, (response.cost if response.ok else math.nan)
+
+    def _fill(self, result: SolveResult, form: Formulation, x: np.ndarray,
+              response: FollowerResponse, prices: np.ndarray | None) -> None:
+        def follower_values(block):
+            ids = form.follower_ids(block)
+            if ids is not None:
+                return x[ids]
+            return None if response.x is None else response.x[block.ids]
+
+        lp_dlmp = None if response.dlmp is None else response.dlmp.to_numpy()
+        periods = form.periods
+        fill_solution(
+            result, self.case, periods,
+            names=[c.community.name for c in form.communities],
+            mv_buses=[c.community.mv_bus for c in form.communities],
+            p_ex=form.exchanges(x),
+            q_ex=np.vstack([c.community.q_exchange_mvar.loc[periods].to_numpy()
+                            for c in form.communities]),
+            follower=form.follower, follower_values=follower_values,
+            dlmp=prices if prices is not None else lp_dlmp, lp_dlmp=lp_dlmp,
+            communities=form.communities, x=x)
+
+    def _diagnostics(self, form: Formulation, x: np.ndarray, response: FollowerResponse,
+                     rounds: int) -> SolverDiagnostics:
+        d = SolverDiagnostics(
+            solver_rounds=rounds,
+            binaries_restored=int(self._highs.integrality.sum()) if self.lazy
+            else int(form.model.arrays.integer.sum()),
+            follower_cost_at_best_response=response.cost if response.ok else math.nan,
+            follower_status_at_exchanges=response.status.value)
+        kkt = form.kkt
+        if kkt is not None:
+            m = kkt.dual_big_m
+            ratio = x[kkt.mu.ids] / np.where(m > 0, m, np.inf)
+            d.max_dual_to_big_m = float(ratio.max()) if ratio.size else 0.0
+            d.dual_big_m_min = float(m.min()) if m.size else 0.0
+            d.dual_big_m_max = float(m.max()) if m.size else 0.0
+            d.complementarity_pairs = int(kkt.kept.size)
+            d.complementarity_rows_dropped = int(kkt.form.G.shape[0] - kkt.kept.size)
+        return d
+
+
+@dataclass
+class _Run:
+    """One horizon's solve in progress: its clock, times, log and rounds."""
+
+    t_all: float
+    times: dict
+    big_m_log: list[str] = field(default_factory=list)
+    rounds: int = 0
+    restored: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.times.update(solve=0.0, polish=0.0, checks=0.0)

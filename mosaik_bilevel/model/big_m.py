@@ -3,7 +3,7 @@
 No generic value is safe: a dual big-M that is too small silently cuts off the bilevel
 optimum (Pineda & Morales 2019), and checking one is as hard as the bilevel problem itself
 (Kleinert et al. 2020). We therefore (1) derive each bound from what the dual *means*, and
-(2) verify after every solve (in :mod:`mosaik_bilevel.exact`) that no dual sits at its bound
+(2) verify after every solve (in :mod:`mosaik_bilevel.methods.exact`) that no dual sits at its bound
 and that the leader's price is the best one the follower's dual-optimal face allows at the
 found exchanges; if either check fails the bounds are enlarged and the problem re-solved.
 
@@ -71,9 +71,7 @@ def follower_dual_big_m(follower: Follower, form: MatrixForm, safety: float = SA
     # voltage bounds: sensitivity of w_j to the follower's own injections
     voltage = np.flatnonzero(np.char.startswith(blocks, "mv.w_pu2."))
     if voltage.size:
-        m = net.path_matrix
-        rc = (m.T @ (m.multiply(r[:, None]))).toarray()  # common-path resistance, bus × bus
-        xc = (m.T @ (m.multiply(x[:, None]))).toarray()
+        rc, xc = net.common_path_impedance
         flex_pos = net.position.loc[list(follower.flexible_buses)].to_numpy()
         sens = np.maximum(rc, xc)
         if flex_pos.size:

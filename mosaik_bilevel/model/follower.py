@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.case import Case
+from .kkt import MatrixForm
 from .lindistflow import LinDistFlow, Withdrawals, add_lindistflow, add_polygon, voltage_range
 from .linear import Constraints, LinearModel, Variables
 from .lv_community import exchange_range
@@ -42,9 +43,18 @@ class Follower:
         return float(a.cost @ x + a.offset)
 
     def dlmp(self, row_duals: np.ndarray) -> pd.DataFrame:
-        """DLMPs (per MWh; bus × period) from the active-balance duals of its LP."""
-        return pd.DataFrame(row_duals[self.mv.p_balance.ids] / self.step_h,
+        """DLMPs (per MWh; bus × period) from the row duals of its own LP."""
+        return pd.DataFrame(self._per_mwh(row_duals[self.mv.p_balance.ids]),
                             index=self.mv.network.buses, columns=self.periods)
+
+    def dlmp_from_kkt(self, form: MatrixForm, lam: np.ndarray) -> np.ndarray:
+        """DLMPs (per MWh; bus × period) from λ of its matrix form (one per equality row,
+        in the order of ``form.eq_rows``), as the KKT system or the dual face give it."""
+        return self._per_mwh(lam[np.searchsorted(form.eq_rows, self.mv.p_balance.ids)])
+
+    def _per_mwh(self, balance_duals: np.ndarray) -> np.ndarray:
+        """A DLMP is the active-balance dual per MWh: its cost per MW and period over Δt."""
+        return balance_duals / self.step_h
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,11 @@ class LinDistFlow:
             raise ModelError("reactive flows are data in this network; no reactive balance")
         return self.q_balance.ids[self.network.position.loc[list(buses)].to_numpy()]
 
-    def voltages_pu(self, x: np.ndarray) -> pd.DataFrame:
-        """Voltage magnitudes (buses × periods) from a solution vector."""
-        w = np.vstack([np.full(len(self.periods), self.w_root), x[self.w.ids]])
-        return pd.DataFrame(np.sqrt(np.maximum(w, 0.0)), index=self.network.buses,
-                            columns=self.periods)
+    def voltages_pu(self, w: np.ndarray) -> np.ndarray:
+        """Voltage magnitudes (buses × periods) from the values of :attr:`w` (non-root
+        buses × periods), the root's at its set-point."""
+        return np.sqrt(np.maximum(np.vstack([np.full(len(self.periods), self.w_root), w]),
+                                  0.0))
 
 
 def _interval_product(coef: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -133,11 +133,7 @@ def voltage_range(network: RadialNetwork, p_range, q_range, p_total, q_total,
     ``q_total``. Each bound is a continuous knapsack, solved exactly by a greedy pass.
     Uses no inequality row of the model other than these column bounds.
     """
-    m = network.path_matrix
-    r = network.branches["r_pu"].to_numpy()
-    x = network.branches["x_pu"].to_numpy()
-    rc = (m.T @ m.multiply(r[:, None])).toarray()  # common-path resistance, bus × bus
-    xc = (m.T @ m.multiply(x[:, None])).toarray()
+    rc, xc = network.common_path_impedance
     lo = np.full(network.n_buses - 1, -np.inf)
     hi = np.full(network.n_buses - 1, np.inf)
     for j in range(1, network.n_buses):
@@ -236,7 +232,8 @@ def add_lindistflow(
         Voltage magnitude at the root.
     vm_min_pu, vm_max_pu
         Voltage band per bus (aligned with ``network.buses``) or one value; default the
-        network's own ``min_vm_pu``/``max_vm_pu``.
+        network's own (:meth:`~mosaik_bilevel.data.network.RadialNetwork.voltage_band`: its
+        ``min_vm_pu``/``max_vm_pu``, the default band where a bus declares none).
     polygon_sides
         Sides of the polygon approximating each branch's thermal rating.
     """
@@ -286,10 +283,10 @@ def add_lindistflow(
     drop_hi = mpath.T @ (rp_hi + xq_hi)
     w_lo_implied = (w_root - 2 * drop_hi)[1:]
     w_hi_implied = (w_root - 2 * drop_lo)[1:]
-    vmin = network.vm_min_pu if vm_min_pu is None else np.broadcast_to(vm_min_pu, nb + 1)
-    vmax = network.vm_max_pu if vm_max_pu is None else np.broadcast_to(vm_max_pu, nb + 1)
-    vmin = np.where(np.isnan(vmin), 0.0, vmin)[1:, None]
-    vmax = np.where(np.isnan(vmax), np.inf, vmax)[1:, None]
+    band_lo, band_hi = network.voltage_band()
+    vmin = band_lo if vm_min_pu is None else np.broadcast_to(vm_min_pu, nb + 1)
+    vmax = band_hi if vm_max_pu is None else np.broadcast_to(vm_max_pu, nb + 1)
+    vmin, vmax = np.asarray(vmin)[1:, None], np.asarray(vmax)[1:, None]
     w = model.add_variables(f"{name}.w_pu2", (pd.Index(child_bus, name="bus"), periods),
                             np.broadcast_to(vmin ** 2, (nb, nt)),
                             np.broadcast_to(vmax ** 2, (nb, nt)),
@@ -331,3 +328,17 @@ def add_lindistflow(
         q_flow_fixed_mvar=q_fixed, w=w, w_root=w_root, p_balance=p_balance,
         q_balance=q_balance, voltage_drop=drop, polygon=polygon,
     )
+
+
+def ldf_voltages(network: RadialNetwork, p_mw: np.ndarray, q_mvar: np.ndarray,
+                 vm_root_pu: float) -> np.ndarray:
+    """LinDistFlow voltage magnitudes (aligned with ``network.buses``) at given withdrawals.
+
+    ``w = w_root − 2 Mᵀ (r ∘ M p + x ∘ M q)`` with M the path matrix and p, q the withdrawals
+    per bus in MW and Mvar (impedances are per unit on 1 MVA).
+    """
+    m = network.path_matrix
+    r = network.branches["r_pu"].to_numpy()
+    x = network.branches["x_pu"].to_numpy()
+    drop = m.T @ (r * (m @ p_mw) + x * (m @ q_mvar))
+    return np.sqrt(np.maximum(vm_root_pu ** 2 - 2.0 * drop, 0.0))

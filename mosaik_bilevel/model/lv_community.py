@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..data.case import LV_VM_MAX_PU, LV_VM_MIN_PU, Case, Community, CommunitySettings
+from ..data.case import Case, Community, CommunitySettings
 from .lindistflow import LinDistFlow, Withdrawals, add_lindistflow, polygon_p_bounds
 from .linear import Constraints, LinearModel, Variables
 
@@ -154,11 +154,9 @@ def add_community(
                                                  pos, n_bus)
     ones = np.ones((1, nt))
     withdrawals = Withdrawals(load_p, load_q, (env_lo * ones, env_hi * ones), (load_q, load_q))
-    vmin = np.where(np.isnan(lv.vm_min_pu), LV_VM_MIN_PU, lv.vm_min_pu)
-    vmax = np.where(np.isnan(lv.vm_max_pu), LV_VM_MAX_PU, lv.vm_max_pu)
     ldf = add_lindistflow(model, lv, periods, withdrawals, name=f"{name}.lv",
-                          reactive_fixed=True, vm_set_pu=c.vm_set_pu, vm_min_pu=vmin,
-                          vm_max_pu=vmax, polygon_sides=case.polygon_sides)
+                          reactive_fixed=True, vm_set_pu=c.vm_set_pu,
+                          polygon_sides=case.polygon_sides)
 
     cost_cols: list[np.ndarray] = []
     cost_coefs: list[np.ndarray] = []

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.case import Case
-from ..results.result import SolveResult
+from ..results.files import GRID_TO_AC, json_float
+from ..results.result import ACSummary, SolveResult
+from ..results.tables import MVDispatch
 from ..solvers.highs import SolverOptions
-from .ac_network import ACNetwork, voltage_bands
+from .ac_network import ACNetwork
 from .community_operation import CommunityOperation, ForecastError
 
 #: Columns of the validation table (one row per period).
@@ -33,104 +35,106 @@ AC_COLUMNS = ("time", "converged", "p_sub_mw", "p_sub_planned_mw", "p_loss_mw",
               "schedule_shortfall_mw", "message")
 
 
-def validate_dispatch(case: Case, exchanges: pd.DataFrame, mv_dispatch: pd.DataFrame | None,
+def validate_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | None = None,
                       *, options: SolverOptions | None = None) -> pd.DataFrame:
     """AC power flow at every period of a solved horizon (columns :data:`AC_COLUMNS`).
 
     Parameters
     ----------
-    exchanges
-        The solve's ``exchanges`` table (``community``, ``time``, ``p_mw``).
-    mv_dispatch
-        Its ``mv_dispatch`` table (``unit``, ``kind``, ``time``, ``p_mw``, ``q_mvar``); None
-        leaves units and utility PV at zero.
+    exchange_p_mw
+        The solve's exchanges (period × community, MW; ``SolveResult.exchange_p_mw``).
+    mv
+        Its MV dispatch (``SolveResult.mv``); None leaves units and utility PV at zero.
     """
-    times = pd.DatetimeIndex(sorted(pd.to_datetime(exchanges["time"]).unique()))
-    ex = exchanges.assign(time=pd.to_datetime(exchanges["time"])).pivot(
-        index="time", columns="community", values="p_mw").reindex(times)
+    times = pd.DatetimeIndex(exchange_p_mw.index)
     lv: dict[str, list] = {}
     shortfall = np.zeros(len(times))
     start_pos = case.timeline.get_loc(times[0])
     for c in case.communities:
         op = CommunityOperation(c, case.community_settings, track_exchange=False,
                                 error=ForecastError(0.0, 0.0), options=options)
-        target = ex[c.name].to_numpy(dtype=float)
+        target = exchange_p_mw[c.name].to_numpy(dtype=float)
         schedule = op.accept(times[0], target)
         # how far the community's own dispatch misses its exchange (0 for a consistent solve)
         shortfall = np.fmax(shortfall, np.abs(schedule.p_ex_mw - target))
         lv[c.name] = [op.step(t, step_index=start_pos + k) for k, t in enumerate(times)]
-    dispatch = _mv_dispatch(mv_dispatch, times)
     ac = ACNetwork(case)
     rows = []
     for k, t in enumerate(times):
-        gen_p, gen_q, pv_p, planned = dispatch[k]
-        ac.set_mv(case.mv_load_p_mw.loc[t], case.mv_load_q_mvar.loc[t], gen_p, gen_q, pv_p)
+        dispatch = mv.at(t) if mv is not None else {"p_gen": {}, "q_gen": {},
+                                                    "p_pv_plant": {}, "p_sub": np.nan}
+        ac.set_mv(case.mv_load_p_mw.loc[t], case.mv_load_q_mvar.loc[t], dispatch["p_gen"],
+                  dispatch["q_gen"], dispatch["p_pv_plant"])
         for c in case.communities:
             outcome = lv[c.name][k]
             ac.set_feeder(c.name, outcome.lv_p_mw, outcome.lv_q_mvar)
         s = ac.run().summary()
         rows.append({**{col: s.get(col) for col in AC_COLUMNS}, "time": t,
-                     "p_sub_planned_mw": planned, "schedule_shortfall_mw": shortfall[k]})
+                     "p_sub_planned_mw": dispatch["p_sub"],
+                     "schedule_shortfall_mw": shortfall[k]})
     return pd.DataFrame(rows, columns=list(AC_COLUMNS))
 
 
-def ac_summary(table: pd.DataFrame) -> dict:
-    """The validation's scalars (JSON-ready): steps, failures, extremes, violations."""
+def ac_summary(table: pd.DataFrame, *, step_h: float | None = None,
+               bands: dict | None = None) -> ACSummary:
+    """The AC check summed up, from a solve's ``ac.csv`` table or from the grid simulator's
+    steps (``grid.csv``, whose columns :data:`~mosaik_bilevel.results.files.GRID_TO_AC`
+    renames to the former's): what either has of steps, failed power flows, voltage and
+    loading extremes, violations, losses (with ``step_h``), LinDistFlow's error, time.
+    ``bands``: the case's voltage bands (:meth:`~mosaik_bilevel.data.case.Case.voltage_bands`).
+    """
+    table = table.rename(columns=GRID_TO_AC)
 
-    def col(name):
-        return pd.to_numeric(table[name], errors="coerce")
+    def col(*names) -> pd.Series | None:
+        cols = [pd.to_numeric(table[n], errors="coerce") for n in names if n in table]
+        return pd.concat(cols) if cols else None
 
-    def extreme(values, how):
+    def extreme(values: pd.Series | None, how: str):
+        if values is None:
+            return None
         v = getattr(values, how)()
         return None if pd.isna(v) else float(v)
 
-    ok = table["converged"].astype(bool)
-    return {
-        "steps": len(table), "not_converged": int((~ok).sum()),
-        "vm_min_pu": extreme(pd.concat([col("mv_vm_min_ac_pu"), col("lv_vm_min_ac_pu")]),
-                             "min"),
-        "vm_max_pu": extreme(pd.concat([col("mv_vm_max_ac_pu"), col("lv_vm_max_ac_pu")]),
-                             "max"),
-        "steps_with_vm_violation": int((col("vm_violations") > 0).sum()),
-        "steps_with_loading_violation": int((col("loading_violations") > 0).sum()),
-        "ldf_error_mv_max_pu": extreme(col("ldf_mv_error_pu"), "max"),
-        "ldf_error_lv_max_pu": extreme(col("ldf_lv_error_pu"), "max"),
-        "p_sub_deviation_max_mw": extreme(
-            (col("p_sub_mw") - col("p_sub_planned_mw")).abs(), "max"),
-        "schedule_shortfall_max_mw": extreme(col("schedule_shortfall_mw"), "max"),
-    }
+    def count(name: str) -> int | None:
+        values = col(name)
+        return None if values is None else int((values > 0).sum())
 
-
-def _mv_dispatch(table: pd.DataFrame | None, times: pd.DatetimeIndex) -> list[tuple]:
-    """Per period: (unit P dict, unit Q dict, PV plant P dict, planned substation P)."""
-    if table is None:
-        return [({}, {}, {}, np.nan)] * len(times)
-    t = table.assign(time=pd.to_datetime(table["time"]))
-    out = []
-    for when in times:
-        rows = t[t["time"] == when]
-        gen = rows[rows["kind"] == "conventional"]
-        pv = rows[rows["kind"] == "pv"]
-        sub = rows.loc[rows["kind"] == "upstream", "p_mw"]
-        out.append((dict(zip(gen["unit"], gen["p_mw"], strict=True)),
-                    dict(zip(gen["unit"], gen["q_mvar"], strict=True)),
-                    dict(zip(pv["unit"], pv["p_mw"], strict=True)),
-                    float(sub.sum()) if len(sub) else np.nan))
-    return out
+    ok = table["converged"].astype(str).str.lower().isin(["true", "1", "1.0"])
+    loss, pf_time = col("p_loss_mw"), col("time_s")
+    planned = col("p_sub_planned_mw")
+    bands = bands or {}
+    return ACSummary(
+        steps=len(table), not_converged=int((~ok).sum()),
+        vm_min_pu=extreme(col("mv_vm_min_ac_pu", "lv_vm_min_ac_pu"), "min"),
+        vm_max_pu=extreme(col("mv_vm_max_ac_pu", "lv_vm_max_ac_pu"), "max"),
+        steps_with_vm_violation=count("vm_violations"),
+        steps_with_loading_violation=count("loading_violations"),
+        loading_max_percent=extreme(col("line_loading_max_percent",
+                                        "trafo_loading_max_percent", "loading_max_percent"),
+                                    "max"),
+        loss_mwh=None if loss is None or step_h is None else json_float(loss.sum() * step_h),
+        ldf_error_mv_max_pu=extreme(col("ldf_mv_error_pu"), "max"),
+        ldf_error_lv_max_pu=extreme(col("ldf_lv_error_pu"), "max"),
+        power_flow_s=None if pf_time is None else json_float(pf_time.sum()),
+        p_sub_deviation_max_mw=None if planned is None else extreme(
+            (col("p_sub_mw") - planned).abs(), "max"),
+        schedule_shortfall_max_mw=extreme(col("schedule_shortfall_mw"), "max"),
+        mv_vm_band_pu=bands.get("mv_vm_band_pu"), lv_vm_band_pu=bands.get("lv_vm_band_pu"))
 
 
 def attach_ac_check(case: Case, result: SolveResult,
                     options: SolverOptions | None = None) -> SolveResult:
     """Run :func:`validate_dispatch` on a solve's dispatch and record it on the result.
 
-    Sets ``result.ac`` (the per-period table), the summary under ``ac`` (with the case's
+    Sets ``result.ac`` (the per-period table), ``result.ac_summary`` (with the case's
     voltage bands) and the time it took (``times_s["ac_validation"]``). A result without
     exchanges (no solution) is left as it is.
     """
-    if result.exchanges is None:
+    if result.exchange_p_mw is None:
         return result
     t0 = time.perf_counter()
-    result.ac = validate_dispatch(case, result.exchanges, result.mv_dispatch, options=options)
-    result.extra["ac"] = {**ac_summary(result.ac), **voltage_bands(case)}
+    result.ac = validate_dispatch(case, result.exchange_p_mw, result.mv, options=options)
+    result.ac_summary = ac_summary(result.ac, step_h=result.step_h,
+                                   bands=case.voltage_bands())
     result.times_s["ac_validation"] = time.perf_counter() - t0
     return result

@@ -30,13 +30,11 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from ..data.case import LV_VM_MAX_PU, LV_VM_MIN_PU, Case
-from ..data.network import RadialNetwork
+from ..data.case import Case
 from ..errors import CaseError
-from ..results.result import json_float
+from ..model.lindistflow import ldf_voltages
+from ..results.files import json_float
 
-#: Default MV voltage band where the MV network declares none.
-MV_VM_MIN_PU, MV_VM_MAX_PU = 0.90, 1.10
 #: pandapower's recycle options for a time series: only PQ injections change.
 RECYCLE = {"bus_pq": True, "trafo": False, "gen": False}
 
@@ -147,8 +145,7 @@ class ACNetwork:
                                   name=[f"{c.name}/{b}" for b in old])
             bus_map = pd.Series(new, index=old)
             self.lv_bus_index[c.name] = bus_map
-            vmin = np.where(np.isnan(lv.vm_min_pu), LV_VM_MIN_PU, lv.vm_min_pu)
-            vmax = np.where(np.isnan(lv.vm_max_pu), LV_VM_MAX_PU, lv.vm_max_pu)
+            vmin, vmax = lv.voltage_band()
             vm_min.append(pd.Series(vmin, index=new))
             vm_max.append(pd.Series(vmax, index=new))
             lines = c.net.line.loc[lv.branches.loc[lv.branches.element == "line",
@@ -180,11 +177,9 @@ class ACNetwork:
             loads = pp.create_loads(net, bus_map.loc[device_buses].tolist(), p_mw=0.0,
                                     q_mvar=0.0, name=[f"{c.name}/{b}" for b in device_buses])
             self.lv_load_index[c.name] = pd.Series(loads, index=device_buses)
-        mvn = case.mv_network
-        mv_min = pd.Series(np.where(np.isnan(mvn.vm_min_pu), MV_VM_MIN_PU, mvn.vm_min_pu),
-                           index=mvn.buses)
-        mv_max = pd.Series(np.where(np.isnan(mvn.vm_max_pu), MV_VM_MAX_PU, mvn.vm_max_pu),
-                           index=mvn.buses)
+        mv_lo, mv_hi = case.mv_network.voltage_band()
+        mv_min = pd.Series(mv_lo, index=case.mv_network.buses)
+        mv_max = pd.Series(mv_hi, index=case.mv_network.buses)
         self.vm_min_pu = pd.concat([mv_min, *vm_min])
         self.vm_max_pu = pd.concat([mv_max, *vm_max])
         self.load_position = {name: net.load.index.get_indexer(idx)
@@ -312,36 +307,6 @@ class ACNetwork:
         step.ldf_lv_error_pu = float(np.abs(ldf_lv - ac_lv).max())
         step.envelope["lv", "ac"] = (float(ac_lv.min()), float(ac_lv.max()))
         step.envelope["lv", "ldf"] = (float(ldf_lv.min()), float(ldf_lv.max()))
-
-
-def voltage_bands(case: Case) -> dict:
-    """The widest voltage band per level: ``{"mv_vm_band_pu": [lo, hi], "lv_vm_band_pu": ...}``
-    (buses without limits of their own take the defaults the AC check uses)."""
-    levels = {"mv": ([case.mv_network], MV_VM_MIN_PU, MV_VM_MAX_PU),
-              "lv": ([c.lv_network for c in case.communities], LV_VM_MIN_PU, LV_VM_MAX_PU)}
-    out = {}
-    for level, (networks, lo, hi) in levels.items():
-        if networks:
-            low = np.concatenate([np.where(np.isnan(n.vm_min_pu), lo, n.vm_min_pu)
-                                  for n in networks])
-            high = np.concatenate([np.where(np.isnan(n.vm_max_pu), hi, n.vm_max_pu)
-                                   for n in networks])
-            out[f"{level}_vm_band_pu"] = [float(low.min()), float(high.max())]
-    return out
-
-
-def ldf_voltages(network: RadialNetwork, p_mw: np.ndarray, q_mvar: np.ndarray,
-                 vm_root_pu: float) -> np.ndarray:
-    """LinDistFlow voltage magnitudes (aligned with ``network.buses``) at given withdrawals.
-
-    ``w = w_root − 2 Mᵀ (r ∘ M p + x ∘ M q)`` with M the path matrix and p, q the withdrawals
-    per bus in MW and Mvar (impedances are per unit on 1 MVA).
-    """
-    m = network.path_matrix
-    r = network.branches["r_pu"].to_numpy()
-    x = network.branches["x_pu"].to_numpy()
-    drop = m.T @ (r * (m @ p_mw) + x * (m @ q_mvar))
-    return np.sqrt(np.maximum(vm_root_pu ** 2 - 2.0 * drop, 0.0))
 
 
 def _aligned(values, index: pd.Index | pd.Series) -> np.ndarray:

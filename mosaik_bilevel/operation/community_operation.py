@@ -107,7 +107,8 @@ def local_dispatch(community: Community, settings: CommunitySettings,
     highs = HighsSolver(options or SolverOptions())
     highs.load(model)
     lazy = LazyBinaries.of([blocks], None)
-    res, x, _ = solve_lazily(highs, lazy, model.arrays.integer, polish=True)
+    outcome = solve_lazily(highs, lazy, model.arrays.integer, polish=True)
+    res, x = outcome.result, outcome.x
     nb, ns, npv = len(c.batteries), len(c.shiftable), len(c.pv)
     nt = len(periods)
     if x is None:

@@ -29,6 +29,7 @@ from ..errors import MosaikBilevelError
 from ..methods.exact import Solver
 from ..methods.ldd_admm import solve_ldd_admm
 from ..methods.registry import CLEARING_METHODS, method_name
+from ..results.files import CLEARING_FOLDER_FORMAT
 from ..results.result import SolveResult
 from ..solvers.highs import SolverOptions
 
@@ -118,9 +119,9 @@ class Clearing:
 
     @property
     def iterations(self) -> int:
-        if self.result is None:
+        if self.result is None or self.result.admm is None:
             return 0
-        return int(self.result.extra.get("iterations", 0) or 0)
+        return self.result.admm.iterations
 
     def covers(self, ts: pd.Timestamp) -> bool:
         return self.ok and ts in self.schedules.index
@@ -220,7 +221,7 @@ class MarketOperator:
         clearing = self._lookups(start, result, time.perf_counter() - t0)
         self.clearings.append(clearing)
         if self.out is not None:
-            folder = self.out / start.strftime("%Y-%m-%dT%H%M")
+            folder = self.out / start.strftime(CLEARING_FOLDER_FORMAT)
             if result is not None:
                 result.write(folder)
         return clearing
@@ -244,26 +245,16 @@ class MarketOperator:
         return None
 
     def _lookups(self, start, result: SolveResult, wall: float) -> Clearing:
-        status = result.status
-        if result.exchanges is None or status not in ("optimal", "not_converged",
-                                                      "time_limit", "big_m_unverified"):
-            return Clearing(start, status, result.message, result, wall)
-        ex = result.exchanges
-        clearing = Clearing(
-            start, status, result.message, result, wall,
-            schedules=ex.pivot(index="time", columns="community", values="p_mw"),
-            prices=ex.pivot(index="time", columns="community", values="price_per_mwh"))
-        if result.dlmp is not None:
-            clearing.dlmp = result.dlmp.pivot(index="time", columns="bus",
-                                              values="dlmp_per_mwh")
-        d = result.mv_dispatch
-        if d is not None:
-            conv = d[d.kind == "conventional"]
-            if len(conv):
-                clearing.p_gen = conv.pivot(index="time", columns="unit", values="p_mw")
-                clearing.q_gen = conv.pivot(index="time", columns="unit", values="q_mvar")
-            pv = d[d.kind == "pv"]
-            if len(pv):
-                clearing.p_pv_plant = pv.pivot(index="time", columns="unit", values="p_mw")
-            clearing.p_sub = d[d.kind == "upstream"].set_index("time")["p_mw"]
+        if result.exchange_p_mw is None or not result.status.has_dispatch:
+            return Clearing(start, result.status, result.message, result, wall)
+        clearing = Clearing(start, result.status, result.message, result, wall,
+                            schedules=result.exchange_p_mw, prices=result.price_per_mwh,
+                            dlmp=result.dlmp_per_mwh)
+        mv = result.mv
+        if mv is not None:
+            if len(mv.p_gen_mw.columns):
+                clearing.p_gen, clearing.q_gen = mv.p_gen_mw, mv.q_gen_mvar
+            if len(mv.p_pv_mw.columns):
+                clearing.p_pv_plant = mv.p_pv_mw
+            clearing.p_sub = mv.p_sub_mw
         return clearing

@@ -1,0 +1,1 @@
+"""Solver back-ends: HiGHS on the models' arrays, lazy binaries, the Pyomo MIQP path."""

@@ -17,13 +17,13 @@ a relaxation of the full model, the last one exact.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..model.kkt import KKTSystem
 from ..model.lv_community import CommunityBlocks
-from .highs import SolveStatus
+from .highs import HighsSolver, SolverResult, SolveStatus
 
 #: A value above this counts as positive (MW, MWh, cost units per unit).
 TOL = 1e-7
@@ -51,6 +51,12 @@ class LazyBinaries:
             beta=kkt.beta.ids.ravel() if kkt is not None else np.zeros(0, dtype=np.int64),
             kkt=kkt,
         )
+
+    @classmethod
+    def none(cls) -> LazyBinaries:
+        """No lazy binaries: every binary stays integer."""
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(z=np.zeros((0, 3), dtype=np.int64), on=empty, beta=empty)
 
     @property
     def columns(self) -> np.ndarray:
@@ -83,18 +89,34 @@ class LazyBinaries:
         return x
 
 
-def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool,
-                 restored: np.ndarray | None = None, time_limit_s: float | None = None):
+@dataclass
+class LazyOutcome:
+    """The end of :func:`solve_lazily`: the last solve, its solution, and how it went."""
+
+    result: SolverResult  # the last solve (status, objective, MIP gap and bound)
+    x: np.ndarray | None  # its solution with the relaxed modes completed; None: no solution
+    rounds: int  # solves, each a relaxation of the full model
+    solve_s: float = 0.0
+    polish_s: float = 0.0
+    notes: list[str] = field(default_factory=list)  # e.g. a polishing LP that failed
+
+
+def solve_lazily(highs: HighsSolver, lazy: LazyBinaries | None, integer: np.ndarray, *,
+                 polish: bool, restored: np.ndarray | None = None,
+                 time_limit_s: float | None = None) -> LazyOutcome:
     """Solve with ``lazy``'s binaries relaxed, restoring those a solution needs.
 
     Parameters
     ----------
     highs
-        A :class:`~mosaik_bilevel.solvers.highs.HighsSolver` holding the model.
+        The solver holding the model.
+    lazy
+        The binaries to relax (None: none, a plain solve).
     integer
         The model's integrality; ``lazy``'s columns start relaxed.
     polish
-        Re-solve the LP with the integers fixed before checking (exact complementarity).
+        Re-solve the LP with the integers fixed before checking (exact complementarity:
+        HiGHS's integrality tolerance leaves a product μ·slack of up to its tolerance).
     restored
         Lazy columns to start as integers (those a previous, similar solve needed): saves
         rounds in iterative methods; the answer is exact either way.
@@ -103,45 +125,58 @@ def solve_lazily(highs, lazy: LazyBinaries, integer: np.ndarray, *, polish: bool
         round gets what is left, but at least :data:`MIN_ROUND_SHARE` of it (its incumbent
         is needed to know which binaries to restore); a round stopped before it found any
         solution is run once more with the whole time.
-
-    Returns
-    -------
-    (result of the last solve, its solution with the relaxed modes completed or None,
-    number of solves)
     """
-    mask = integer.copy()
+    lazy = lazy or LazyBinaries.none()
+    mask = np.asarray(integer, dtype=bool).copy()
     mask[lazy.columns] = False
     if restored is not None:
         mask[restored] = True
     highs.set_integrality(mask)
     budget = time_limit_s if time_limit_s is not None and np.isfinite(time_limit_s) else None
     deadline = None if budget is None else time.perf_counter() + budget
-    rounds = 0
+    out = LazyOutcome(None, None, 0)
     try:
         while True:
-            if deadline is not None:
-                highs.set_time_limit(max(deadline - time.perf_counter(),
-                                         MIN_ROUND_SHARE * budget))
-            res = highs.solve(duals=False)
-            if deadline is not None and not res.has_solution and \
-                    res.status is SolveStatus.TIME_LIMIT:
-                highs.set_time_limit(budget)
-                res = highs.solve(duals=False)
-            rounds += 1
+            t0 = time.perf_counter()
+            res = _solve_round(highs, deadline, budget)
+            out.solve_s += time.perf_counter() - t0
+            out.result, out.rounds = res, out.rounds + 1
             if not res.has_solution:
-                return res, None, rounds
-            x = res.x
-            if polish and highs.integrality.any():
-                ints = np.flatnonzero(highs.integrality)
-                fixed = highs.solve_fixed(ints, np.round(x[ints]))
-                if fixed.has_solution and fixed.status.ok:
-                    x = fixed.x
+                return out
+            t0 = time.perf_counter()
+            x = _polished(highs, res, out.notes) if polish else res.x
+            out.polish_s += time.perf_counter() - t0
             restore = lazy.violations(x, ~highs.integrality)
             if not restore.size:
-                return res, lazy.complete(x), rounds
+                out.x = lazy.complete(x)
+                return out
             mask = highs.integrality.copy()
             mask[restore] = True
             highs.set_integrality(mask)
     finally:
         if deadline is not None:
             highs.set_time_limit(None)
+
+
+def _solve_round(highs: HighsSolver, deadline: float | None, budget: float | None
+                 ) -> SolverResult:
+    """One round under what is left of the time budget (see :func:`solve_lazily`)."""
+    if deadline is not None:
+        highs.set_time_limit(max(deadline - time.perf_counter(), MIN_ROUND_SHARE * budget))
+    res = highs.solve(duals=False)
+    if deadline is not None and not res.has_solution and res.status is SolveStatus.TIME_LIMIT:
+        highs.set_time_limit(budget)
+        res = highs.solve(duals=False)
+    return res
+
+
+def _polished(highs: HighsSolver, res: SolverResult, notes: list[str]) -> np.ndarray:
+    """The LP re-solved with the integers fixed at their values (the MIP's own if it fails)."""
+    if not highs.integrality.any():
+        return res.x
+    ints = np.flatnonzero(highs.integrality)
+    fixed = highs.solve_fixed(ints, np.round(res.x[ints]))
+    if fixed.has_solution and fixed.status.ok:
+        return fixed.x
+    notes.append(f"polishing LP was {fixed.status.value}; kept the MIP solution")
+    return res.x

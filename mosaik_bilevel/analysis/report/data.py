@@ -17,6 +17,19 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import MosaikBilevelError
+from ...results.files import (
+    CLEARINGS_FOLDER,
+    COMMUNITY_TO_SOLVE,
+    GRID_TO_AC,
+    MARKET_DLMP,
+    MARKET_P_GEN,
+    MARKET_P_PV,
+    MARKET_SUBSTATION,
+    SIM_IDS,
+    SOLVE_TABLES,
+    SUMMARY_FILE,
+    recorder_file,
+)
 
 #: Columns of the cost table, in order.
 COST_COLUMNS = ("run", "method", "pricing", "start", "status", "leader_cost",
@@ -83,13 +96,13 @@ def read_run(folder) -> RunData:
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportInputError(f"{folder}: no such folder")
-    summary = _json(folder / "summary.json")
+    summary = _json(folder / SUMMARY_FILE)
     if summary is not None and "days" in summary:
         return _simulation(folder, summary)
     if summary is not None and "method" in summary:
         return _solve(folder, summary)
-    runs = [p.parent for p in sorted(folder.rglob("summary.json"))
-            if p.parent != folder and "clearings" not in p.parent.parts[len(folder.parts):]]
+    runs = [p.parent for p in sorted(folder.rglob(SUMMARY_FILE))
+            if p.parent != folder and CLEARINGS_FOLDER not in p.parent.parts[len(folder.parts):]]
     if not runs:
         raise ReportInputError(f"{folder}: no summary.json of a solve or simulate run in it "
                                f"or below it")
@@ -111,24 +124,24 @@ def read_run(folder) -> RunData:
 # -- solve ------------------------------------------------------------------------------------
 def _solve(folder: Path, summary: dict) -> RunData:
     data = RunData(folder, "solve", summary, step_h=float(summary.get("step_h") or 1.0))
-    ex = _csv(folder / "exchanges.csv")
+    ex = _solve_table(folder, "exchanges")
     if ex is not None:
         data.exchanges = ex[["community", "time", "p_mw"]]
-    dl = _csv(folder / "dlmp.csv")
+    dl = _solve_table(folder, "dlmp")
     if dl is not None:
         data.dlmp = dl[["bus", "time", "dlmp_per_mwh"]]
-    bat = _csv(folder / "batteries.csv")
+    bat = _solve_table(folder, "batteries")
     if bat is not None:
         data.battery_energy = bat.groupby(["community", "time"], as_index=False)["e_mwh"].sum()
-    disp = _csv(folder / "mv_dispatch.csv")
+    disp = _solve_table(folder, "mv_dispatch")
     if disp is not None:
         d = disp.assign(source=disp["kind"].replace({"upstream": "substation"}))
         data.mv_dispatch = d.groupby(["source", "time"], as_index=False)["p_mw"].sum()
-    ac = _csv(folder / "ac.csv")
+    ac = _solve_table(folder, "ac")
     if ac is not None:
-        data.voltages = _envelopes(ac, "{level}_vm_{how}_{model}_pu")
+        data.voltages = _envelopes(ac)
         data.violations = ac[["time", "converged", "vm_violations", "loading_violations"]]
-    res = _csv(folder / "residuals.csv")
+    res = _solve_table(folder, "residuals")
     if res is not None:
         data.residuals[summary.get("start", "")] = res
     below = _costs_below(folder)
@@ -140,54 +153,57 @@ def _solve(folder: Path, summary: dict) -> RunData:
 # -- simulate ---------------------------------------------------------------------------------
 def _simulation(folder: Path, summary: dict) -> RunData:
     data = RunData(folder, "simulate", summary)
-    comm = _csv(folder / "communities.csv")
+    comm = _csv(folder / f"{recorder_file(SIM_IDS['community'])}.csv")
     if comm is not None:
         data.step_h = _step_h(comm["time"])
-        data.exchanges = comm.rename(columns={"entity": "community", "P[MW]": "p_mw",
-                                              "P_scheduled[MW]": "p_scheduled_mw"})[
-            ["community", "time", "p_mw", "p_scheduled_mw"]]
-        if "E[MWh]" in comm:
-            data.battery_energy = comm.rename(columns={"entity": "community",
-                                                       "E[MWh]": "e_mwh"})[
-                ["community", "time", "e_mwh"]]
-    dl = _csv(folder / "market__dlmp_per_mwh.csv")
+        comm = comm.rename(columns=COMMUNITY_TO_SOLVE)
+        data.exchanges = comm[["community", "time", "p_mw", "p_scheduled_mw"]]
+        if "e_mwh" in comm:
+            data.battery_energy = comm[["community", "time", "e_mwh"]]
+    market = SIM_IDS["market"]
+    dl = _csv(folder / f"{recorder_file(market, MARKET_DLMP)}.csv")
     if dl is not None:
         data.dlmp = dl.rename(columns={"key": "bus", "value": "dlmp_per_mwh"})[
             ["bus", "time", "dlmp_per_mwh"]]
-    parts = []
-    market = _csv(folder / "market.csv")
-    if market is not None and "P_sub[MW]" in market:
-        parts.append(market.assign(source="substation").rename(columns={"P_sub[MW]": "p_mw"}))
-    for name, source in (("market__P_gen_MW.csv", "conventional"),
-                         ("market__P_pv_plant_MW.csv", "pv")):
-        t = _csv(folder / name)
-        if t is not None:
-            parts.append(t.assign(source=source).rename(columns={"value": "p_mw"}))
-    if parts:
-        d = pd.concat([p[["source", "time", "p_mw"]] for p in parts], ignore_index=True)
-        data.mv_dispatch = d.groupby(["source", "time"], as_index=False)["p_mw"].sum()
-    grid = _csv(folder / "grid.csv")
+    data.mv_dispatch = _simulated_dispatch(folder, market)
+    grid = _csv(folder / f"{recorder_file(SIM_IDS['grid'])}.csv")
     if grid is not None:
-        if "vm_mv_min[pu]" in grid:
-            data.voltages = _envelopes(grid.rename(columns=lambda c: c.replace("[pu]", "")),
-                                       "vm_{level}_{how}{ldf}")
+        grid = grid.rename(columns=GRID_TO_AC)
+        data.voltages = _envelopes(grid)
         data.violations = grid[["time", "converged", "vm_violations", "loading_violations"]]
-    data.costs = _costs_below(folder / "clearings", label="start")
-    for path in sorted((folder / "clearings").glob("*/residuals.csv")):
+    clearings = folder / CLEARINGS_FOLDER
+    data.costs = _costs_below(clearings, label="start")
+    for path in sorted(clearings.glob("*/residuals.csv")):
         data.residuals[path.parent.name] = pd.read_csv(path)
     if summary.get("days"):
         data.days = pd.json_normalize(summary["days"])
     return data
 
 
+def _simulated_dispatch(folder: Path, market: str) -> pd.DataFrame | None:
+    """``source, time, p_mw`` from the market operator's recorded dispatch."""
+    parts = []
+    scalars = _csv(folder / f"{recorder_file(market)}.csv")
+    if scalars is not None and MARKET_SUBSTATION in scalars:
+        parts.append(scalars.assign(source="substation").rename(
+            columns={MARKET_SUBSTATION: "p_mw"}))
+    for attr, source in ((MARKET_P_GEN, "conventional"), (MARKET_P_PV, "pv")):
+        t = _csv(folder / f"{recorder_file(market, attr)}.csv")
+        if t is not None:
+            parts.append(t.assign(source=source).rename(columns={"value": "p_mw"}))
+    if not parts:
+        return None
+    d = pd.concat([p[["source", "time", "p_mw"]] for p in parts], ignore_index=True)
+    return d.groupby(["source", "time"], as_index=False)["p_mw"].sum()
+
+
 # -- helpers ----------------------------------------------------------------------------------
-def _envelopes(table: pd.DataFrame, pattern: str) -> pd.DataFrame:
-    """Long voltage envelopes from wide columns named by ``pattern``."""
+def _envelopes(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Long voltage envelopes from the AC check's wide columns (``mv_vm_min_ac_pu``, ...)."""
     rows = []
     for level in ("mv", "lv"):
-        for model, tag, suffix in (("AC", "ac", ""), ("LinDistFlow", "ldf", "_ldf")):
-            names = [pattern.format(level=level, how=how, model=tag, ldf=suffix)
-                     for how in ("min", "max")]
+        for model, tag in (("AC", "ac"), ("LinDistFlow", "ldf")):
+            names = [f"{level}_vm_{how}_{tag}_pu" for how in ("min", "max")]
             if not all(n in table for n in names):
                 continue
             rows.append(pd.DataFrame({"time": table["time"], "level": level.upper(),
@@ -210,7 +226,7 @@ def _costs_below(folder: Path, label: str | None = None) -> pd.DataFrame:
     """Cost rows of every solve summary below ``folder`` (not the folder's own)."""
     rows = []
     if folder.is_dir():
-        for path in sorted(folder.rglob("summary.json")):
+        for path in sorted(folder.rglob(SUMMARY_FILE)):
             if path.parent == folder:
                 continue
             s = _json(path)
@@ -221,6 +237,12 @@ def _costs_below(folder: Path, label: str | None = None) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=list(COST_COLUMNS))
     return pd.concat(rows, ignore_index=True)
+
+
+def _solve_table(folder: Path, name: str) -> pd.DataFrame | None:
+    """One of a solve folder's tables (:data:`~mosaik_bilevel.results.files.SOLVE_TABLES`)."""
+    assert name in SOLVE_TABLES, name
+    return _csv(folder / f"{name}.csv")
 
 
 def _json(path: Path) -> dict | None:

@@ -32,7 +32,7 @@ def _time_axis(ax, maxticks: int = 8) -> None:
     ax.set_xlabel("time")
 
 
-def _periods(times, *columns, step_h: float):
+def period_steps(times, *columns, step_h: float = 1.0):
     """Step-plot data: every period drawn over its whole length (the last one included)."""
     t = _time(times)
     step = (t[-1] - t[-2]) if len(t) > 1 else pd.Timedelta(hours=step_h)
@@ -60,7 +60,7 @@ def exchanges(run: RunData) -> Figure | None:
     for ax, name in zip(axes, names, strict=False):
         c = ex[ex["community"] == name]
         cols = [c["p_mw"], c["p_scheduled_mw"]] if realised else [c["p_mw"]]
-        t, p, *sched = _periods(c["time"], *cols, step_h=run.step_h)
+        t, p, *sched = period_steps(c["time"], *cols, step_h=run.step_h)
         ax.step(t, p, where="post", lw=1.2,
                 label="realised" if realised else "cleared", color="#4c72b0")
         if realised:
@@ -86,7 +86,7 @@ def dlmp_heatmap(run: RunData) -> Figure | None:
     grid = grid.reindex(sorted(grid.index, key=_bus_key))
     fig = _figure(10.0, min(6.0, 0.12 * len(grid) + 2.2))
     ax = fig.subplots()
-    edges = _periods(grid.columns, step_h=run.step_h)[0]
+    edges = period_steps(grid.columns, step_h=run.step_h)[0]
     mesh = ax.pcolormesh(edges, np.arange(len(grid) + 1), grid.to_numpy(dtype=float),
                          cmap="viridis", shading="flat")
     ax.set_yticks(np.arange(len(grid)) + 0.5, [str(b) for b in grid.index],
@@ -161,7 +161,7 @@ def voltages(run: RunData) -> Figure | None:
             g = v[(v["level"] == level) & (v["model"] == model)]
             if g.empty:
                 continue
-            t, lo, hi = _periods(g["time"], g["vm_min_pu"], g["vm_max_pu"],
+            t, lo, hi = period_steps(g["time"], g["vm_min_pu"], g["vm_max_pu"],
                                  step_h=run.step_h)
             if model == "AC":
                 ax.fill_between(t, lo, hi, step="post", alpha=0.25,
@@ -192,7 +192,7 @@ def violations(run: RunData) -> Figure | None:
     t = _time(v["time"])
     fig = _figure(10.0, 3.2)
     ax = fig.subplots()
-    edges, vm, load = _periods(v["time"], pd.to_numeric(v["vm_violations"], errors="coerce"),
+    edges, vm, load = period_steps(v["time"], pd.to_numeric(v["vm_violations"], errors="coerce"),
                                pd.to_numeric(v["loading_violations"], errors="coerce"),
                                step_h=run.step_h)
     ax.step(edges, vm, where="post", label="buses outside their voltage band",

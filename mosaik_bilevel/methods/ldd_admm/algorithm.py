@@ -37,15 +37,8 @@ import pandas as pd
 
 from ...data.case import Case
 from ...model.tariff import tariff_payments
-from ...results.result import (
-    Certificate,
-    SolveResult,
-    dispatch_tables,
-    dlmp_table,
-    exchange_table,
-    periods_table,
-    settlement_prices,
-)
+from ...results.assembly import fill_solution
+from ...results.result import AdmmDiagnostics, ResultStatus, SolveResult
 from ...solvers.highs import SolverOptions
 from ...solvers.miqp import check_miqp_solver
 from .backends import AgentSpec, Backend
@@ -175,145 +168,207 @@ def solve_ldd_admm(
         Length of the horizon (default the case's ``horizon_h``).
     """
     opts = options or ADMMOptions()
-    if not opts.penalty.miqp_solver and opts.penalty.step_mw > opts.eps_abs / 2:
-        raise ValueError(f"the penalty's tangent step ({opts.penalty.step_mw:g} MW) must not "
-                         f"exceed half the absolute tolerance ({opts.eps_abs:g} MW)")
-    if opts.penalty.miqp_solver:
-        check_miqp_solver(opts.penalty.miqp_solver)  # here, before any community starts
+    _check(opts)
     solver_options = solver_options or SolverOptions()
     if isinstance(backend, str):
         backend = make_backend(backend, workers)
     periods = case.periods(start, n_periods)
-    t_all = time.perf_counter()
-    times = {"startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0}
-    # steps must resolve penalties of ρ ε² (~1e-8): tight gaps, cheap with lazy binaries
-    step_options = SolverOptions(**{**solver_options.__dict__,
-                                    "mip_rel_gap": opts.step_mip_rel_gap,
-                                    "mip_abs_gap": opts.step_mip_abs_gap,
-                                    "mip_sub_mip_heuristics": opts.step_sub_mip_heuristics,
-                                    "time_limit_s": min(opts.step_time_limit_s,
-                                                        solver_options.time_limit_s)})
-    # parallelism is across communities: outside this process each community's HiGHS runs
-    # single-threaded (so one worker and two compare like for like)
-    agent_options = (SolverOptions(**{**step_options.__dict__, "threads": 1})
-                     if backend.agents_single_threaded else step_options)
-    tariff = case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
-    specs = [AgentSpec(c, case.community_settings, pricing,
-                       tariff if pricing == "tariff" else None, agent_options, opts.penalty)
-             for c in case.communities]
-    names = list(case.community_names)
-
+    state = {"initial_energy_mwh": initial_energy_mwh, "shiftable_done": shiftable_done,
+             "p_init_mw": p_init_mw}
+    run = _Iterations(case.community_names.tolist(), len(periods), opts.rho)
+    step_options, agent_options = _step_options(opts, solver_options, backend)
     try:
         t0 = time.perf_counter()
-        backend.start(specs)
-        initial = {n: _plain(initial_energy_mwh.get(n)) if initial_energy_mwh else None
-                   for n in names}
-        done = {n: _plain(shiftable_done.get(n)) if shiftable_done else None for n in names}
-        disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n],
-                                              done[n]) for n in names})
-        coordinator = Coordinator(case.mv_side(), {c.name: int(c.mv_bus) for c in case.communities},
-                                  pricing=pricing, options=step_options, penalty=opts.penalty)
-        coordinator.open(periods, disclosed, p_init_mw=p_init_mw)
-        times["startup"] = time.perf_counter() - t0
-
-        n_coords = len(names) * len(periods)
-        zeros = [0.0] * len(periods)
-        replies = backend.call("propose", {n: (zeros, None, 0.0, None) for n in names})
-        _check_replies(replies)
-        x = {n: replies[n]["x"] for n in names}
-        z = {n: list(v) for n, v in x.items()}
-        nu = {n: np.zeros(len(periods)) for n in names}
-        rho = opts.rho
-        history, iterates = [], []
-        r = math.inf  # the last primal residual (sets how exact the steps must be)
-        hold = 0  # no forced increase of ρ before this iteration (one per stall window)
-        monotone = False  # after the first stall ρ never decreases again
-        converged = False
+        coordinator = _open(case, pricing, periods, backend, state, step_options,
+                            agent_options, opts)
+        run.times["startup"] = time.perf_counter() - t0
+        run.start(backend)
         for k in range(1, opts.max_iterations + 1):
-            gap = max(opts.step_mip_abs_gap, opts.step_gap_factor * rho * r * r)
-            gap = None if not math.isfinite(gap) else gap
-            t0 = time.perf_counter()
-            replies = backend.call("propose", {n: (nu[n].tolist(), z[n], rho, gap)
-                                               for n in names})
-            t_community = time.perf_counter() - t0
-            times["community"] += t_community
-            _check_replies(replies)
-            x = {n: replies[n]["x"] for n in names}
-            t0 = time.perf_counter()
-            step = coordinator.step(x, {n: nu[n].tolist() for n in names}, rho, gap)
-            t_coordinator = time.perf_counter() - t0
-            times["coordinator"] += t_coordinator
-            z_prev, z = z, step["z"]
-            xa = np.array([x[n] for n in names])
-            za = np.array([z[n] for n in names])
-            zp = np.array([z_prev[n] for n in names])
-            for i, n in enumerate(names):
-                nu[n] = nu[n] + rho * (xa[i] - za[i])
-            r = float(np.linalg.norm(xa - za))
-            # the penalty's tangents cannot place z finer than their spacing h: changes of z
-            # below h are the approximation's jitter, not a lack of convergence
-            h = opts.penalty.resolution_mw
-            dz = za - zp
-            s = float(rho * np.linalg.norm(np.sign(dz) * np.maximum(np.abs(dz) - h, 0.0)))
-            nua = np.array([nu[n] for n in names])
-            eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
-                np.linalg.norm(xa), np.linalg.norm(za))
-            eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
-
-            t0 = time.perf_counter()
-            settlement = coordinator.settle(x)
-            if settlement.feasible:
-                iterates.append(Iterate(k, x, settlement))
-            times["clearing"] += time.perf_counter() - t0
-            history.append({
-                "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
-                "eps_dual": eps_dual, "rho": rho,
-                "community_bound": max(float(replies[n]["bound"]) for n in names),
-                "coordinator_bound": float(step["bound"]),
-                "community_step_s": t_community, "coordinator_step_s": t_coordinator,
-                "steps_at_time_limit": sum(replies[n].get("status") == "time_limit"
-                                           for n in names) + (step["status"] == "time_limit"),
-            })
-            log.info("LDD-ADMM iteration %d: r=%.3g (eps %.3g) s=%.3g (eps %.3g) rho=%g", k, r,
-                     eps_pri, s, eps_dual, rho)
-            if r <= eps_pri and s <= eps_dual:
-                converged = True
+            if _iterate(k, run, backend, coordinator, opts):
+                run.converged = True
                 break
             if opts.adapt_rho:
-                stalled = (r > eps_pri and k > opts.stall_window and r > (
-                    1 - opts.stall_decrease) * history[-1 - opts.stall_window]["primal_residual"])
-                if stalled and k >= hold:  # integer steps can cycle: force consensus
-                    rho *= opts.stall_factor
-                    hold = k + opts.stall_window
-                    monotone = True
-                elif r > opts.balance_mu * s:
-                    rho *= opts.balance_tau
-                elif s > opts.balance_mu * r and not monotone:
-                    rho /= opts.balance_tau
-
-        # the communities' own costs (needed for the leader's cost) cross only now, once
-        reports = backend.call("report", {n: () for n in names})
-        for it in iterates:
-            it.own_cost = np.array([reports[n]["own_cost"][it.iteration] for n in names])
-        costs = {it.iteration: it.leader_cost for it in iterates}
-        for row in history:
-            row["leader_cost"] = costs.get(row["iteration"], math.nan)
-        # every iterate is consistent (bilevel feasible): report the one with the lowest
-        # leader cost, converged or not (nonconvex steps can pass better points on the way)
-        chosen = min(iterates, key=lambda it: it.leader_cost, default=None)
-        result = _result(case, pricing, periods, backend, coordinator, chosen, converged,
-                         history, times, t_all)
+                _adapt_rho(k, run, opts)
+        chosen = _choose(run, backend)
+        result = _result(case, pricing, periods, backend, coordinator, chosen, run)
         if compare is not None and chosen is not None:
             t0 = time.perf_counter()
             compare(FinishedRun(case, pricing, periods, chosen, coordinator, solver_options,
-                                result, {"initial_energy_mwh": initial_energy_mwh,
-                                         "shiftable_done": shiftable_done,
-                                         "p_init_mw": p_init_mw}))
+                                result, state))
             result.times_s["compare_exact"] = time.perf_counter() - t0
     finally:
         backend.close()
-    result.times_s["total"] = time.perf_counter() - t_all
+    result.times_s["total"] = time.perf_counter() - run.t_all
     return result
+
+
+def _check(opts: ADMMOptions) -> None:
+    """Options the method cannot honour raise here, before any community starts."""
+    if not opts.penalty.miqp_solver and opts.penalty.step_mw > opts.eps_abs / 2:
+        raise ValueError(f"the penalty's tangent step ({opts.penalty.step_mw:g} MW) must not "
+                         f"exceed half the absolute tolerance ({opts.eps_abs:g} MW)")
+    if opts.penalty.miqp_solver:
+        check_miqp_solver(opts.penalty.miqp_solver)
+
+
+def _step_options(opts: ADMMOptions, solver_options: SolverOptions,
+                  backend: Backend) -> tuple[SolverOptions, SolverOptions]:
+    """HiGHS options of the coordinator's steps and of the communities' steps."""
+    # steps must resolve penalties of ρ ε² (~1e-8): tight gaps, cheap with lazy binaries
+    step = SolverOptions(**{**solver_options.__dict__,
+                            "mip_rel_gap": opts.step_mip_rel_gap,
+                            "mip_abs_gap": opts.step_mip_abs_gap,
+                            "mip_sub_mip_heuristics": opts.step_sub_mip_heuristics,
+                            "time_limit_s": min(opts.step_time_limit_s,
+                                                solver_options.time_limit_s)})
+    # parallelism is across communities: outside this process each community's HiGHS runs
+    # single-threaded (so one worker and two compare like for like)
+    agents = (SolverOptions(**{**step.__dict__, "threads": 1})
+              if backend.agents_single_threaded else step)
+    return step, agents
+
+
+def _open(case: Case, pricing: str, periods: pd.DatetimeIndex, backend: Backend,
+          state: dict, step_options: SolverOptions, agent_options: SolverOptions,
+          opts: ADMMOptions) -> Coordinator:
+    """Start the communities, open their horizon and the coordinator's."""
+    tariff = case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
+    backend.start([AgentSpec(c, case.community_settings, pricing,
+                             tariff if pricing == "tariff" else None, agent_options,
+                             opts.penalty)
+                   for c in case.communities])
+    names = list(case.community_names)
+    initial, done = state["initial_energy_mwh"], state["shiftable_done"]
+    initial = {n: _plain(initial.get(n)) if initial else None for n in names}
+    done = {n: _plain(done.get(n)) if done else None for n in names}
+    disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n],
+                                          done[n]) for n in names})
+    coordinator = Coordinator(case.mv_side(),
+                              {c.name: int(c.mv_bus) for c in case.communities},
+                              pricing=pricing, options=step_options, penalty=opts.penalty)
+    coordinator.open(periods, disclosed, p_init_mw=state["p_init_mw"])
+    return coordinator
+
+
+@dataclass
+class _Iterations:
+    """The state of the iterations: exchanges x, targets z, multipliers ν, penalty ρ."""
+
+    names: list[str]
+    n_periods: int
+    rho: float
+    x: dict = field(default_factory=dict)
+    z: dict = field(default_factory=dict)
+    nu: dict = field(default_factory=dict)
+    r: float = math.inf  # the last primal residual (sets how exact the steps must be)
+    hold: int = 0  # no forced increase of ρ before this iteration (one per stall window)
+    monotone: bool = False  # after the first stall ρ never decreases again
+    converged: bool = False
+    history: list[dict] = field(default_factory=list)
+    iterates: list[Iterate] = field(default_factory=list)
+    times: dict = field(default_factory=lambda: {
+        "startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0})
+    t_all: float = field(default_factory=time.perf_counter)
+
+    def start(self, backend: Backend) -> None:
+        """The communities' first proposal (no multiplier, no target) starts x and z."""
+        zeros = [0.0] * self.n_periods
+        replies = backend.call("propose", {n: (zeros, None, 0.0, None) for n in self.names})
+        _check_replies(replies)
+        self.x = {n: replies[n]["x"] for n in self.names}
+        self.z = {n: list(v) for n, v in self.x.items()}
+        self.nu = {n: np.zeros(self.n_periods) for n in self.names}
+
+
+def _iterate(k: int, run: _Iterations, backend: Backend, coordinator: Coordinator,
+             opts: ADMMOptions) -> bool:
+    """Iteration ``k``: both steps, the multipliers, the market cleared at the communities'
+    exchanges; returns whether the residuals met their tolerances."""
+    names, rho = run.names, run.rho
+    gap = max(opts.step_mip_abs_gap, opts.step_gap_factor * rho * run.r * run.r)
+    gap = None if not math.isfinite(gap) else gap
+    t0 = time.perf_counter()
+    replies = backend.call("propose", {n: (run.nu[n].tolist(), run.z[n], rho, gap)
+                                       for n in names})
+    t_community = time.perf_counter() - t0
+    run.times["community"] += t_community
+    _check_replies(replies)
+    run.x = x = {n: replies[n]["x"] for n in names}
+    t0 = time.perf_counter()
+    step = coordinator.step(x, {n: run.nu[n].tolist() for n in names}, rho, gap)
+    t_coordinator = time.perf_counter() - t0
+    run.times["coordinator"] += t_coordinator
+    z_prev, run.z = run.z, step["z"]
+    r, s, eps_pri, eps_dual = _residuals(run, z_prev, opts)
+    t0 = time.perf_counter()
+    settlement = coordinator.settle(x)
+    if settlement.feasible:
+        run.iterates.append(Iterate(k, x, settlement))
+    run.times["clearing"] += time.perf_counter() - t0
+    run.history.append({
+        "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
+        "eps_dual": eps_dual, "rho": rho,
+        "community_bound": max(float(replies[n]["bound"]) for n in names),
+        "coordinator_bound": float(step["bound"]),
+        "community_step_s": t_community, "coordinator_step_s": t_coordinator,
+        "steps_at_time_limit": sum(replies[n].get("status") == "time_limit"
+                                   for n in names) + (step["status"] == "time_limit"),
+    })
+    log.info("LDD-ADMM iteration %d: r=%.3g (eps %.3g) s=%.3g (eps %.3g) rho=%g", k, r,
+             eps_pri, s, eps_dual, rho)
+    return r <= eps_pri and s <= eps_dual
+
+
+def _residuals(run: _Iterations, z_prev: dict, opts: ADMMOptions):
+    """Update ν; the primal and dual residuals and their tolerances (module docstring)."""
+    names, rho = run.names, run.rho
+    xa = np.array([run.x[n] for n in names])
+    za = np.array([run.z[n] for n in names])
+    zp = np.array([z_prev[n] for n in names])
+    for i, n in enumerate(names):
+        run.nu[n] = run.nu[n] + rho * (xa[i] - za[i])
+    r = run.r = float(np.linalg.norm(xa - za))
+    # the penalty's tangents cannot place z finer than their spacing h: changes of z below h
+    # are the approximation's jitter, not a lack of convergence
+    h = opts.penalty.resolution_mw
+    dz = za - zp
+    s = float(rho * np.linalg.norm(np.sign(dz) * np.maximum(np.abs(dz) - h, 0.0)))
+    nua = np.array([run.nu[n] for n in names])
+    n_coords = len(names) * run.n_periods
+    eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
+        np.linalg.norm(xa), np.linalg.norm(za))
+    eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
+    return r, s, eps_pri, eps_dual
+
+
+def _adapt_rho(k: int, run: _Iterations, opts: ADMMOptions) -> None:
+    """Residual balancing, and a forced increase when the primal residual stalls."""
+    last = run.history[-1]
+    r, s, eps_pri = last["primal_residual"], last["dual_residual"], last["eps_primal"]
+    stalled = (r > eps_pri and k > opts.stall_window and r > (
+        1 - opts.stall_decrease) * run.history[-1 - opts.stall_window]["primal_residual"])
+    if stalled and k >= run.hold:  # integer steps can cycle: force consensus
+        run.rho *= opts.stall_factor
+        run.hold = k + opts.stall_window
+        run.monotone = True
+    elif r > opts.balance_mu * s:
+        run.rho *= opts.balance_tau
+    elif s > opts.balance_mu * r and not run.monotone:
+        run.rho /= opts.balance_tau
+
+
+def _choose(run: _Iterations, backend: Backend) -> Iterate | None:
+    """The iterate with the lowest leader cost (the communities' own costs cross now)."""
+    names = run.names
+    reports = backend.call("report", {n: () for n in names})
+    for it in run.iterates:
+        it.own_cost = np.array([reports[n]["own_cost"][it.iteration] for n in names])
+    costs = {it.iteration: it.leader_cost for it in run.iterates}
+    for row in run.history:
+        row["leader_cost"] = costs.get(row["iteration"], math.nan)
+    # every iterate is consistent (bilevel feasible): report the one with the lowest leader
+    # cost, converged or not (nonconvex steps can pass better points on the way)
+    return min(run.iterates, key=lambda it: it.leader_cost, default=None)
 
 
 def _plain(values) -> dict | None:
@@ -330,60 +385,52 @@ def _check_replies(replies: dict) -> None:
                            f"{[replies[n].get('status') for n in failed]}")
 
 
-def _result(case, pricing, periods, backend, coordinator, chosen: Iterate | None, converged,
-            history, times, t_all) -> SolveResult:
-    status = ("optimal" if converged and chosen is not None else
-              "not_converged" if chosen is not None else "infeasible")
+def _result(case: Case, pricing: str, periods, backend: Backend, coordinator: Coordinator,
+            chosen: Iterate | None, run: _Iterations) -> SolveResult:
+    status = (ResultStatus.OPTIMAL if run.converged and chosen is not None else
+              ResultStatus.NOT_CONVERGED if chosen is not None else ResultStatus.INFEASIBLE)
     message = {"optimal": "converged",
-               "not_converged": f"not converged within {len(history)} iterations; the best "
-                                f"consistent solution found is reported",
+               "not_converged": f"not converged within {len(run.history)} iterations; the "
+                                f"best consistent solution found is reported",
                "infeasible": "no iterate's exchanges were feasible for the follower"}[status]
     result = SolveResult(case=case.name, method="ldd_admm", pricing=pricing,
                          start=str(periods[0]), periods=len(periods), step_h=case.step_h,
-                         status=status, message=message, times_s=dict(times))
+                         status=status, message=message, times_s=dict(run.times))
     busy = getattr(backend, "busy_s", None)
-    if busy:
-        result.extra["community_busy_s"] = dict(busy)
-    result.extra.update({"iterations": len(history), "converged": bool(converged),
-                         "backend": type(backend).__name__, "workers": backend.workers,
-                         "coordinator_log": list(coordinator.log)})
-    result.residuals = pd.DataFrame(history)
-    if chosen is None:
-        return result
+    result.admm = AdmmDiagnostics(
+        iterations=len(run.history), converged=bool(run.converged),
+        backend=type(backend).__name__, workers=backend.workers,
+        coordinator_log=list(coordinator.log), community_busy_s=dict(busy) if busy else None)
+    result.residuals = pd.DataFrame(run.history)
+    if chosen is not None:
+        _settle(result, case, pricing, periods, coordinator, chosen)
+    return result
+
+
+def _settle(result: SolveResult, case: Case, pricing: str, periods, coordinator: Coordinator,
+            chosen: Iterate) -> None:
+    """Costs and frames of the chosen iterate, as the market cleared it."""
     names = list(coordinator.names)
     settlement = chosen.settlement
-    follower = settlement.follower
     response = settlement.response
     xa = np.array([chosen.x[n] for n in names])
-    own = chosen.own_cost
-    payments = settlement.payments
+    own, payments = chosen.own_cost, settlement.payments
     result.own_cost = float(own.sum())
     result.payments = float(0.0 if payments is None else payments.sum())
     if pricing == "tariff":  # the communities paid the tariff in their own cost
-        tariff_part = tariff_payments(case.prices, periods, xa, case.step_h)
-        result.payments = float(tariff_part.sum())
+        result.payments = float(tariff_payments(case.prices, periods, xa, case.step_h).sum())
         result.own_cost -= result.payments
     result.leader_cost = chosen.leader_cost
     result.follower_cost = response.cost
     result.system_cost = result.own_cost + response.cost
     result.objective = chosen.leader_cost
-    result.mip_gap = math.nan
-    result.certificate = Certificate(True, response.cost, response.cost, 0.0, 1e-6,
-                                     "the follower's dispatch is its own LP optimum at the "
-                                     "communities' exchanges")
-    result.extra["chosen_iteration"] = chosen.iteration
-    result.extra["leader_cost_by_period"] = leader_cost_by_period(own, payments).tolist()
-    lp_dlmp = None if response.dlmp is None else response.dlmp.to_numpy()
-    dlmp = settlement.dlmp
-    buses = follower.mv.network.buses
-    mv_buses = coordinator.mv_buses.tolist()
-    price = settlement_prices(case, pricing, periods, xa, dlmp, follower, mv_buses)
-    result.exchanges = exchange_table(names, mv_buses, periods, xa, coordinator.q_exchange,
-                                      price, case.step_h)
-    if dlmp is not None:
-        result.dlmp = dlmp_table(buses, periods, dlmp, lp_dlmp)
-    result.mv_dispatch, result.mv_voltage = dispatch_tables(
-        case, follower, lambda block: response.x[block.ids])
-    result.periods_table = periods_table(case, periods, dlmp, lp_dlmp, xa,
-                                         response.x[follower.p_sub.ids])
-    return result
+    # no single-level model to certify: the follower's dispatch is its own LP's solution at
+    # the communities' exchanges (``Coordinator.settle``)
+    result.certificate = None
+    result.admm.chosen_iteration = chosen.iteration
+    result.admm.leader_cost_by_period = leader_cost_by_period(own, payments).tolist()
+    fill_solution(
+        result, case, periods, names=names, mv_buses=coordinator.mv_buses.tolist(), p_ex=xa,
+        q_ex=coordinator.q_exchange, follower=settlement.follower,
+        follower_values=lambda block: response.x[block.ids], dlmp=settlement.dlmp,
+        lp_dlmp=None if response.dlmp is None else response.dlmp.to_numpy())

@@ -111,8 +111,7 @@ class Coordinator:
         host.set_objective_term("multiplier", z.ids, 0.0)
         self._periods, self._follower, self._host, self._q = periods, follower, host, q
         self._z, self._kkt = z, kkt
-        lazy = LazyBinaries(z=np.zeros((0, 3), dtype=np.int64), on=np.zeros(0, dtype=np.int64),
-                            beta=kkt.beta.ids.ravel(), kkt=kkt)
+        lazy = LazyBinaries.of([], kkt)
         self._step = PenalizedStep(host, z.ids, self._penalty_spec, self._options, lazy,
                                    span_mw=2.0 * float(s.max()), form="segments")
 

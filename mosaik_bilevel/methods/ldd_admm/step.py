@@ -106,9 +106,10 @@ class PenalizedStep:
         self._penalty.set(self.model, centre, rho)
         self._highs.update(self.model)
         self._highs.set_mip_abs_gap(abs_gap)
-        res, x, _rounds = solve_lazily(self._highs, self._lazy, self.model.arrays.integer,
-                                       polish=True, restored=self._restored,
-                                       time_limit_s=self._highs.options.time_limit_s)
+        outcome = solve_lazily(self._highs, self._lazy, self.model.arrays.integer,
+                               polish=True, restored=self._restored,
+                               time_limit_s=self._highs.options.time_limit_s)
+        res, x = outcome.result, outcome.x
         # binaries this step needed stay restored: the next step is a similar problem
         self._restored = np.flatnonzero(self._highs.integrality)
         if x is None:
