@@ -225,7 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mosaik-bilevel",
         description="Bilevel coordination of LV energy communities and the MV network.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_solve_command(sub)
+    _add_simulate_command(sub)
+    _add_experiments_command(sub)
+    _add_report_command(sub)
+    _add_export_case_command(sub)
+    return parser
 
+
+def _add_solve_command(sub) -> None:
+    """The ``solve`` command's arguments."""
     p = sub.add_parser("solve", help="solve one horizon and write summary.json and tables")
     _add_case_arguments(p)
     p.add_argument("--method", default="exact", choices=cli_choices())
@@ -253,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_solve)
 
+
+def _add_simulate_command(sub) -> None:
+    """The ``simulate`` command's arguments."""
     p = sub.add_parser("simulate", help="rolling-horizon co-simulation with mosaik")
     _add_case_arguments(p)
     p.add_argument("--method", default="exact", choices=cli_choices(CLEARING_METHODS))
@@ -285,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
 
+
+def _add_experiments_command(sub) -> None:
+    """The ``experiments`` command's arguments."""
     p = sub.add_parser("experiments", help="the paper's three findings as tables and figures")
     p.add_argument("case", help="paper (days picked by utility PV), tiny, random or a folder")
     p.add_argument("--days", type=int, default=2,
@@ -300,18 +315,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_experiments)
 
+
+def _add_report_command(sub) -> None:
+    """The ``report`` command's arguments."""
     p = sub.add_parser("report", help="an HTML report (figures as PNG) of an output folder")
     p.add_argument("folder", help="output folder of solve, simulate or experiments")
     p.add_argument("--out", default=None, help="report folder (default: FOLDER/report)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_report)
 
+
+def _add_export_case_command(sub) -> None:
+    """The ``export-case`` command's arguments."""
     p = sub.add_parser("export-case", help="write a case as a case folder")
     _add_case_arguments(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_export)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

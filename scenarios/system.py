@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 
 from mosaik_bilevel.cases import load_case
+from mosaik_bilevel.data.case import Case
 from mosaik_bilevel.errors import CaseError, MosaikBilevelError
 from mosaik_bilevel.operation.market_operator import ClearingRule
 from mosaik_bilevel.results.files import CLEARINGS_FOLDER, SIM_IDS
@@ -131,19 +132,10 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)
     case_options = dict(case_options or {})
-    the_case = load_case(case, **case_options)
-    if not 1 <= days <= len(the_case.days):
-        raise CaseError(the_case.source or the_case.name, "days",
-                        f"{days} horizons asked, the case has {len(the_case.days)}")
     clearing = dict(clearing or {})
-    try:
-        ClearingRule(**clearing).periods(the_case)
-    except (TypeError, ValueError) as err:  # here, before any simulator starts
-        raise CaseError(the_case.source or the_case.name, "clearing", str(err)) from None
+    the_case = _checked_case(case, case_options, days, clearing)
     common = {"case": str(case), "case_options": case_options}
-    step_s = the_case.step_h * 3600.0
-    step = round(step_s / time_resolution)
-
+    step = round(the_case.step_h * 3600.0 / time_resolution)
     in_loop = bool((admm or {}).get("in_loop"))
     # LDD-ADMM as same-time loops needs the two simulators in one mosaik group
     with world.group() if in_loop else contextlib.nullcontext():
@@ -154,61 +146,87 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                            method=method, pricing=pricing, admm=admm, **(solver or {}),
                            out=None if out is None else f"{out}/{CLEARINGS_FOLDER}",
                            clearing=clearing or None)
-    names = [c.name for c in the_case.communities]
-    communities = {n: csim.Community(name=n) for n in names}
+    communities = {c.name: csim.Community(name=c.name) for c in the_case.communities}
     market = msim.MarketOperator()
-    ports = {e.eid[len("port-"):]: e for e in market.children}
-    grid_entity, feeders, buses = None, {}, {}
+    system = System(communities=communities, market=market,
+                    ports={e.eid[len("port-"):]: e for e in market.children},
+                    grid=None, feeders={}, buses={},
+                    until=round(days * the_case.horizon_h * 3600 / time_resolution),
+                    step=step, case_name=the_case.name, vm_bands=the_case.voltage_bands())
     if grid:
-        gsim = world.start(SIMULATORS["grid"][0], sim_id=SIM_IDS["grid"], **common)
-        grid_entity = gsim.Grid()
-        feeders = {e.eid[len("feeder-"):]: e for e in grid_entity.children
-                   if e.type == "Feeder"}
-        buses = {int(e.eid[len("bus-"):]): e for e in grid_entity.children
-                 if e.type == "Bus"}
+        _start_grid(world, system, common)
+    _connect(world, system, the_case, in_loop)
+    if out is not None:
+        _add_recorder(world, system, the_case, str(out),
+                      flush_every=round(the_case.horizon_h * 3600 / time_resolution))
+    return system
 
-    for n in names:
+
+def _checked_case(case, case_options: dict, days: int, clearing: dict) -> Case:
+    """The case, with the run's length and clearing rule checked before anything starts."""
+    the_case = load_case(case, **case_options)
+    if not 1 <= days <= len(the_case.days):
+        raise CaseError(the_case.source or the_case.name, "days",
+                        f"{days} horizons asked, the case has {len(the_case.days)}")
+    try:
+        ClearingRule(**clearing).periods(the_case)
+    except (TypeError, ValueError) as err:
+        raise CaseError(the_case.source or the_case.name, "clearing", str(err)) from None
+    return the_case
+
+
+def _start_grid(world, system: System, common: dict) -> None:
+    """Our MV grid simulator and its entities (the grid, a feeder per community, MV buses)."""
+    gsim = world.start(SIMULATORS["grid"][0], sim_id=SIM_IDS["grid"], **common)
+    system.grid = gsim.Grid()
+    system.feeders = {e.eid[len("feeder-"):]: e for e in system.grid.children
+                      if e.type == "Feeder"}
+    system.buses = {int(e.eid[len("bus-"):]): e for e in system.grid.children
+                    if e.type == "Bus"}
+
+
+def _connect(world, system: System, the_case: Case, in_loop: bool) -> None:
+    """Schedules to the communities, their measured state back (time-shifted), their
+    withdrawals and the operator's dispatch to the grid."""
+    for c in the_case.communities:
+        community, port = system.communities[c.name], system.ports[c.name]
         if in_loop:  # each LDD-ADMM iteration a same-time pass: operator ↔ community
-            world.connect(ports[n], communities[n], "schedule", "admm")
-            world.connect(communities[n], ports[n], "admm_reply", weak=True)
+            world.connect(port, community, "schedule", "admm")
+            world.connect(community, port, "admm_reply", weak=True)
         else:
-            world.connect(ports[n], communities[n], "schedule")
-        initial = the_case.communities[names.index(n)].batteries["e_init_mwh"]
-        initial = {str(k): float(v) for k, v in initial.items()}
-        world.connect(communities[n], ports[n], "E_batteries[MWh]", "E_batteries_planned[MWh]",
+            world.connect(port, community, "schedule")
+        initial = {str(k): float(v) for k, v in c.batteries["e_init_mwh"].items()}
+        world.connect(community, port, "E_batteries[MWh]", "E_batteries_planned[MWh]",
                       "shiftable_done", time_shifted=True,
                       initial_data={"E_batteries[MWh]": initial,
                                     "E_batteries_planned[MWh]": initial,
                                     "shiftable_done": {}})
-        if grid:
-            world.connect(communities[n], feeders[n], "P_lv[MW]", "Q_lv[MVar]")
-    if grid:
-        world.connect(market, grid_entity, "P_gen[MW]", "Q_gen[MVar]", "P_pv_plant[MW]")
+        if system.grid is not None:
+            world.connect(community, system.feeders[c.name], "P_lv[MW]", "Q_lv[MVar]")
+    if system.grid is not None:
+        world.connect(system.market, system.grid, "P_gen[MW]", "Q_gen[MVar]",
+                      "P_pv_plant[MW]")
 
-    system = System(communities=communities, market=market, ports=ports, grid=grid_entity,
-                    feeders=feeders, buses=buses,
-                    until=round(days * the_case.horizon_h * 3600 / time_resolution),
-                    step=step, case_name=the_case.name, vm_bands=the_case.voltage_bands())
-    if out is not None:
-        rsim = world.start(RECORDER[0], sim_id="record", out=str(out),
-                           start=the_case.timeline[0].isoformat(), step=step,
-                           flush_every=round(the_case.horizon_h * 3600 / time_resolution))
-        recorder = rsim.Recorder()
-        system.recorder = recorder
-        for n in names:
-            world.connect(communities[n], recorder, *_record(attributes(
-                "community", "Community", "out")))
-            world.connect(ports[n], recorder, "price[$/MWh]")
-            if grid:
-                world.connect(feeders[n], recorder, "P[MW]", "Q[MVar]", "vm_min[pu]",
-                              "vm_max[pu]", "loading[%]")
-        world.connect(market, recorder, *_record(attributes("market", "MarketOperator",
-                                                            "out")))
-        if grid:
-            world.connect(grid_entity, recorder, *_record(attributes("grid", "Grid", "out")))
-        for bus in buses.values():
-            world.connect(bus, recorder, "Vm[pu]")
-    return system
+
+def _add_recorder(world, system: System, the_case: Case, out: str, flush_every: int) -> None:
+    """The recorder, with what it takes of every entity (:func:`_record`)."""
+    rsim = world.start(RECORDER[0], sim_id="record", out=out,
+                       start=the_case.timeline[0].isoformat(), step=system.step,
+                       flush_every=flush_every)
+    recorder = system.recorder = rsim.Recorder()
+    for name, community in system.communities.items():
+        world.connect(community, recorder, *_record(attributes(
+            "community", "Community", "out")))
+        world.connect(system.ports[name], recorder, "price[$/MWh]")
+        if system.grid is not None:
+            world.connect(system.feeders[name], recorder, "P[MW]", "Q[MVar]", "vm_min[pu]",
+                          "vm_max[pu]", "loading[%]")
+    world.connect(system.market, recorder, *_record(attributes("market", "MarketOperator",
+                                                               "out")))
+    if system.grid is not None:
+        world.connect(system.grid, recorder, *_record(attributes("grid", "Grid", "out")))
+    for bus in system.buses.values():
+        world.connect(bus, recorder, "Vm[pu]")
 
 
 def _record(attrs: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from mosaik_bilevel.data.case import CommunitySettings
 from mosaik_bilevel.data.folder import save_case
 from mosaik_bilevel.errors import CaseError
 from mosaik_bilevel.methods.exact import Solver
+from mosaik_bilevel.model.shiftable import shiftable_requirements
 from mosaik_bilevel.operation.community_operation import CommunityOperation, ForecastError
 from mosaik_bilevel.operation.market_operator import ClearingRule, MarketOperator
 from mosaik_bilevel.scenarios.run import simulate
@@ -53,7 +54,7 @@ def test_shiftable_requirements_are_exactly_the_completable_patterns(window, run
             for done in {int(p[begun:offset].sum()) for p in patterns}:
                 truth = {tuple(p[offset:offset + n]) for p in patterns
                          if int(p[begun:offset].sum()) == done}
-                need = settings.shiftable_requirements(load, offset, n, {"wm": done})
+                need = shiftable_requirements(settings, load, offset, n, {"wm": done})
                 free = np.flatnonzero(need.mask[0])
                 admitted = set()
                 for values in itertools.product((0, 1), repeat=free.size):

@@ -24,7 +24,7 @@ from ..model.follower import Follower
 from ..model.kkt import KKTSystem, MatrixForm
 from ..model.linear import LinearModel
 from ..results.result import Certificate
-from ..solvers.highs import HighsSolver, SolverOptions, SolverResult, SolveStatus
+from ..solvers.highs import HighsResult, HighsSolver, SolverOptions, SolveStatus
 
 #: A dual is "at its bound" when it reaches this fraction of its big-M.
 AT_BOUND = 1.0 - 1e-6
@@ -59,7 +59,7 @@ class FollowerResponse:
     x: np.ndarray | None
     row_duals: np.ndarray | None
     dlmp: pd.DataFrame | None
-    result: SolverResult
+    result: HighsResult
 
     @property
     def ok(self) -> bool:

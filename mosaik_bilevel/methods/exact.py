@@ -34,7 +34,7 @@ from ..model.big_m import SAFETY
 from ..model.formulation import Formulation, build_formulation
 from ..results.assembly import fill_solution
 from ..results.result import ResultStatus, SolverDiagnostics, SolveResult
-from ..solvers.highs import HighsSolver, SolverOptions, SolverResult, SolveStatus, solve_model
+from ..solvers.highs import HighsResult, HighsSolver, SolverOptions, SolveStatus, solve_model
 from ..solvers.lazy import LazyBinaries, LazyOutcome, solve_lazily
 from .certificate import (
     FollowerOracle,
@@ -170,7 +170,7 @@ class Solver:
             self._enlarge(form, None if x is None else pairs, run.big_m_log, reason)
         return self._result(form, x, res, run)
 
-    def relaxation(self) -> SolverResult:
+    def relaxation(self) -> HighsResult:
         """Solve the LP relaxation of the model last prepared (for benchmarks)."""
         return self._highs.solve_relaxation()
 
@@ -188,7 +188,7 @@ class Solver:
         run.big_m_log.extend(outcome.notes)
         return outcome
 
-    def _infeasible_for_dual_bounds(self, form: Formulation, res: SolverResult,
+    def _infeasible_for_dual_bounds(self, form: Formulation, res: HighsResult,
                                     run: _Run) -> str | None:
         """Why an infeasible single-level model may owe it to its dual bounds, or None.
 
@@ -245,14 +245,14 @@ class Solver:
             status=status, message=message, times_s=run.times, size=form.model.size(),
             big_m_log=run.big_m_log)
 
-    def _no_solution(self, form: Formulation, res: SolverResult, run: _Run,
+    def _no_solution(self, form: Formulation, res: HighsResult, run: _Run,
                      status: ResultStatus | None = None, message: str = "") -> SolveResult:
         run.times["total"] = time.perf_counter() - run.t_all
         result = self._base(form, status or res.status.value, message or res.message, run)
         result.solver = SolverDiagnostics(solver_rounds=run.rounds)
         return result
 
-    def _result(self, form: Formulation, x: np.ndarray, res: SolverResult, run: _Run, *,
+    def _result(self, form: Formulation, x: np.ndarray, res: HighsResult, run: _Run, *,
                 status: ResultStatus | None = None, message: str = "") -> SolveResult:
         t0 = time.perf_counter()
         self.last_x = x

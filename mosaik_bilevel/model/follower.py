@@ -115,25 +115,44 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
         The communities as the follower sees them; default from their own data. The
         distributed method passes only what the communities disclose.
     """
-    dt = case.step_h
-    nt = len(periods)
     mv = case.mv_network
-    pos = mv.position
-    nb = mv.n_buses
     model = LinearModel("follower")
-    g, s = case.generators, case.pv_plants
     ex = ExchangePoints.of(case, periods) if exchanges is None else exchanges
-    g_pos = pos.loc[g["bus"]].to_numpy()
-    s_pos = pos.loc[s["bus"]].to_numpy()
-    c_pos = pos.loc[ex.mv_buses].to_numpy()
-
     # exchanges: parameters, with their range as implied bounds
     ranges = ex.p_range_mw
     p_ex = model.add_variables("p_ex_mw", (ex.names, periods), ranges[:, :1], ranges[:, 1:],
                                parameter=True, implied_lower=ranges[:, :1],
                                implied_upper=ranges[:, 1:])
-    q_ex = ex.q_mvar
-    q_ex_env = ex.q_range_mvar
+    withdrawals, p_total, q_total = _mv_withdrawals(case, periods, ex)
+    ldf = add_lindistflow(model, mv, periods, withdrawals, name="mv",
+                          vm_set_pu=case.substation.vm_set_pu,
+                          polygon_sides=case.polygon_sides)
+    p_sub, q_sub = _add_substation(model, case, periods, ldf, p_total, q_total)
+    p_gen, q_gen = _add_units(model, case, periods, ldf)
+    ramp = _add_ramps(model, case, p_gen, periods, p_init_mw)
+    p_pv = _add_pv_plants(model, case, periods, ldf)
+    # exchanges are withdrawals at the communities' buses: A y = d + E p with E = +1
+    model.add_terms(ldf.balance_rows(ex.mv_buses), p_ex.ids, -1.0)
+    dt = case.step_h
+    g, s = case.generators, case.pv_plants
+    model.add_objective(p_sub.ids, dt * case.prices["upstream_per_mwh"].loc[periods].to_numpy())
+    model.add_objective(p_gen.ids, dt * g[["cost_per_mwh"]].to_numpy())
+    model.add_objective(p_pv.ids, dt * s[["cost_per_mwh"]].to_numpy())
+    return Follower(model=model, periods=periods, step_h=dt, p_ex=p_ex, mv=ldf, p_sub=p_sub,
+                    q_sub=q_sub, p_gen=p_gen, q_gen=q_gen, p_pv=p_pv, ramp=ramp,
+                    flexible_buses=tuple(sorted(set(g["bus"].astype(int))
+                                                | set(s["bus"].astype(int)))))
+
+
+def _mv_withdrawals(case: Case, periods: pd.DatetimeIndex, ex: ExchangePoints):
+    """The MV loads (and the communities' reactive exchange) per bus, and the range of each
+    bus's total withdrawal, valid on every day of the case (active and reactive)."""
+    mv = case.mv_network
+    pos, nb = mv.position, mv.n_buses
+    g, s = case.generators, case.pv_plants
+    g_pos = pos.loc[g["bus"]].to_numpy()
+    s_pos = pos.loc[s["bus"]].to_numpy()
+    c_pos = pos.loc[ex.mv_buses].to_numpy()
 
     def by_bus(frame: pd.DataFrame, rows) -> np.ndarray:
         out = np.zeros((nb, frame.shape[0] if rows is None else len(rows)))
@@ -143,30 +162,33 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
         return out
 
     load_p = by_bus(case.mv_load_p_mw, periods)
-    load_q = by_bus(case.mv_load_q_mvar, periods) + _sum_at(c_pos, q_ex, nb)
+    load_q = by_bus(case.mv_load_q_mvar, periods) + _sum_at(c_pos, ex.q_mvar, nb)
     env_p = by_bus(case.mv_load_p_mw, None)
     env_q = by_bus(case.mv_load_q_mvar, None)
     pv_max = (case.pv_plant_availability_pu.max(axis=0) * s["p_peak_mw"]).to_numpy() if len(
         s) else np.zeros(0)
-    # total withdrawal ranges per bus, valid on every day of the case
+    ranges, q_env = ex.p_range_mw, ex.q_range_mvar
     p_lo = (env_p.min(axis=1) + _sum_at(c_pos, ranges[:, 0], nb)
             - _sum_at(g_pos, g["p_max_mw"].to_numpy(), nb) - _sum_at(s_pos, pv_max, nb))
     p_hi = (env_p.max(axis=1) + _sum_at(c_pos, ranges[:, 1], nb)
             - _sum_at(g_pos, g["p_min_mw"].to_numpy(), nb))
-    q_lo = (env_q.min(axis=1) + _sum_at(c_pos, q_ex_env[:, 0], nb)
+    q_lo = (env_q.min(axis=1) + _sum_at(c_pos, q_env[:, 0], nb)
             - _sum_at(g_pos, g["q_max_mvar"].to_numpy(), nb))
-    q_hi = (env_q.max(axis=1) + _sum_at(c_pos, q_ex_env[:, 1], nb)
+    q_hi = (env_q.max(axis=1) + _sum_at(c_pos, q_env[:, 1], nb)
             - _sum_at(g_pos, g["q_min_mvar"].to_numpy(), nb))
-    ones = np.ones((1, nt))
+    ones = np.ones((1, len(periods)))
     withdrawals = Withdrawals(load_p, load_q, (p_lo[:, None] * ones, p_hi[:, None] * ones),
                               (q_lo[:, None] * ones, q_hi[:, None] * ones))
-    ldf = add_lindistflow(model, mv, periods, withdrawals, name="mv",
-                          vm_set_pu=case.substation.vm_set_pu,
-                          polygon_sides=case.polygon_sides)
+    return withdrawals, (p_lo, p_hi), (q_lo, q_hi)
 
-    # substation: limits on import/export and its polygon; implied by the totals
+
+def _add_substation(model: LinearModel, case: Case, periods, ldf: LinDistFlow,
+                    p_total, q_total) -> tuple[Variables, Variables]:
+    """The upstream grid: limits on import and export and its polygon, implied by the
+    totals; the voltages' implied ranges follow (the total withdrawal is its exchange)."""
     sub = case.substation
     s_max = sub.s_max_mva
+    (p_lo, p_hi), (q_lo, q_hi) = p_total, q_total
     p_sub = model.add_variables(
         "sub.p_mw", (periods,), -sub.p_export_max_mw, sub.p_import_max_mw,
         implied_lower=p_lo.sum(), implied_upper=p_hi.sum())
@@ -174,43 +196,39 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
                                 implied_lower=q_lo.sum(), implied_upper=q_hi.sum())
     model.add_terms(ldf.p_balance.ids[0], p_sub.ids, 1.0)
     model.add_terms(ldf.q_balance.ids[0], q_sub.ids, 1.0)
-    # voltages: the total withdrawal is the substation's exchange, within its limits
     w_lo, w_hi = voltage_range(
-        mv, (p_lo, p_hi), (q_lo, q_hi), (-sub.p_export_max_mw, sub.p_import_max_mw),
-        (-s_max, s_max), ldf.w_root)
+        case.mv_network, (p_lo, p_hi), (q_lo, q_hi),
+        (-sub.p_export_max_mw, sub.p_import_max_mw), (-s_max, s_max), ldf.w_root)
     model.tighten_implied_bounds(ldf.w, w_lo[:, None], w_hi[:, None])
     lo, hi = model.arrays.box()
     add_polygon(model, "sub.polygon", pd.Index(["substation"], name="element"), periods,
                 p_sub.ids[None, :], q_sub.ids[None, :], np.array([s_max]),
                 (lo[p_sub.ids][None, :], hi[p_sub.ids][None, :]),
                 (lo[q_sub.ids][None, :], hi[q_sub.ids][None, :]), case.polygon_sides)
+    return p_sub, q_sub
 
-    # conventional units
+
+def _add_units(model: LinearModel, case: Case, periods,
+               ldf: LinDistFlow) -> tuple[Variables, Variables]:
+    """The conventional units' active and reactive output within their limits."""
+    g = case.generators
     p_gen = model.add_variables("gen.p_mw", (g.index, periods), g[["p_min_mw"]].to_numpy(),
                                 g[["p_max_mw"]].to_numpy())
     q_gen = model.add_variables("gen.q_mvar", (g.index, periods), g[["q_min_mvar"]].to_numpy(),
                                 g[["q_max_mvar"]].to_numpy())
-    model.add_terms(ldf.p_balance.ids[g_pos], p_gen.ids, 1.0)
-    model.add_terms(ldf.q_balance.ids[g_pos], q_gen.ids, 1.0)
-    ramp = _add_ramps(model, case, p_gen, periods, p_init_mw)
+    model.add_terms(ldf.balance_rows(g["bus"]), p_gen.ids, 1.0)
+    model.add_terms(ldf.q_balance_rows(g["bus"]), q_gen.ids, 1.0)
+    return p_gen, q_gen
 
-    # utility PV
+
+def _add_pv_plants(model: LinearModel, case: Case, periods, ldf: LinDistFlow) -> Variables:
+    """Utility PV up to what is available."""
+    s = case.pv_plants
     avail = (case.pv_plant_availability_pu.loc[periods] * s["p_peak_mw"]).to_numpy().T if len(
-        s) else np.zeros((0, nt))
+        s) else np.zeros((0, len(periods)))
     p_pv = model.add_variables("pv.p_mw", (s.index, periods), 0.0, avail)
-    model.add_terms(ldf.p_balance.ids[s_pos], p_pv.ids, 1.0)
-
-    # exchanges are withdrawals at the communities' buses: A y = d + E p with E = +1
-    model.add_terms(ldf.p_balance.ids[c_pos], p_ex.ids, -1.0)
-
-    price = case.prices["upstream_per_mwh"].loc[periods].to_numpy()
-    model.add_objective(p_sub.ids, dt * price)
-    model.add_objective(p_gen.ids, dt * g[["cost_per_mwh"]].to_numpy())
-    model.add_objective(p_pv.ids, dt * s[["cost_per_mwh"]].to_numpy())
-    return Follower(model=model, periods=periods, step_h=dt, p_ex=p_ex, mv=ldf, p_sub=p_sub,
-                    q_sub=q_sub, p_gen=p_gen, q_gen=q_gen, p_pv=p_pv, ramp=ramp,
-                    flexible_buses=tuple(sorted(set(g["bus"].astype(int))
-                                                | set(s["bus"].astype(int)))))
+    model.add_terms(ldf.balance_rows(s["bus"]), p_pv.ids, 1.0)
+    return p_pv
 
 
 def _add_ramps(model: LinearModel, case: Case, p_gen: Variables, periods, p_init_mw):

@@ -237,97 +237,149 @@ def add_lindistflow(
     polygon_sides
         Sides of the polygon approximating each branch's thermal rating.
     """
-    nb, nt = network.n_branches, len(periods)
-    branch_index = pd.Index(network.branches["to_bus"].to_numpy(), name="to_bus")
-    child_bus = network.buses[1:]
-    r = network.branches["r_pu"].to_numpy()
-    x = network.branches["x_pu"].to_numpy()
-    s_max = network.branches["s_max_mva"].to_numpy()
-    mpath = network.path_matrix
-    parent, child = network.parent_position, network.child_position
+    ranges = _flow_ranges(network, withdrawals, reactive_fixed)
+    p_flow, q_flow = _add_flows(model, network, periods, ranges, name, polygon_sides)
+    w_root = vm_set_pu ** 2
+    w = _add_squared_voltages(model, network, periods, ranges, w_root, vm_min_pu, vm_max_pu,
+                              name)
+    p_balance, q_balance = _add_balances(model, network, periods, withdrawals, p_flow, q_flow,
+                                         name)
+    drop = _add_voltage_drops(model, network, periods, ranges, w, w_root, p_flow, q_flow, name)
+    polygon = None
+    if not reactive_fixed:
+        polygon = add_polygon(
+            model, f"{name}.polygon", _branch_index(network), periods, p_flow.ids, q_flow.ids,
+            _ratings(network), (ranges.p_lo, ranges.p_hi), (ranges.q_lo, ranges.q_hi),
+            polygon_sides)
+    return LinDistFlow(
+        network=network, periods=periods, p_flow=p_flow, q_flow=q_flow,
+        q_flow_fixed_mvar=ranges.q_fixed, w=w, w_root=w_root, p_balance=p_balance,
+        q_balance=q_balance, voltage_drop=drop, polygon=polygon,
+    )
 
-    # implied flow ranges: flow on a branch = sum of withdrawals below it
+
+@dataclass(frozen=True)
+class _FlowRanges:
+    """Implied ranges of the branch flows (branch × period): a branch carries the sum of the
+    withdrawals below it. ``q_fixed``: the reactive flows where they are data."""
+
+    p_lo: np.ndarray
+    p_hi: np.ndarray
+    q_lo: np.ndarray
+    q_hi: np.ndarray
+    q_fixed: np.ndarray | None
+
+
+def _flow_ranges(network: RadialNetwork, withdrawals: Withdrawals,
+                 reactive_fixed: bool) -> _FlowRanges:
+    # (never intersected with the ratings: the polygon rows must not justify themselves)
+    mpath = network.path_matrix
     p_lo, p_hi = (mpath @ withdrawals.p_range_mw[0], mpath @ withdrawals.p_range_mw[1])
     if reactive_fixed:
         q_fixed = mpath @ withdrawals.q_mvar
-        q_lo = q_hi = q_fixed
-    else:
-        q_fixed = None
-        q_lo, q_hi = (mpath @ withdrawals.q_range_mvar[0], mpath @ withdrawals.q_range_mvar[1])
-    # (never intersected with the ratings: the polygon rows must not justify themselves)
-    rated = s_max < NO_RATING_MVA
+        return _FlowRanges(p_lo, p_hi, q_fixed, q_fixed, q_fixed)
+    return _FlowRanges(p_lo, p_hi, mpath @ withdrawals.q_range_mvar[0],
+                       mpath @ withdrawals.q_range_mvar[1], None)
 
+
+def _branch_index(network: RadialNetwork) -> pd.Index:
+    return pd.Index(network.branches["to_bus"].to_numpy(), name="to_bus")
+
+
+def _ratings(network: RadialNetwork) -> np.ndarray:
+    """Branch ratings (MVA), infinite where a branch has none."""
+    s_max = network.branches["s_max_mva"].to_numpy()
+    return np.where(s_max < NO_RATING_MVA, s_max, np.inf)
+
+
+def _add_flows(model: LinearModel, network: RadialNetwork, periods, ranges: _FlowRanges,
+               name: str, polygon_sides: int) -> tuple[Variables, Variables | None]:
+    """Active branch flows (bounded by the ratings where the reactive flows are data) and,
+    where they are not, reactive flows."""
+    nb, nt = network.n_branches, len(periods)
+    branch_index = _branch_index(network)
     p_lower = np.full((nb, nt), -np.inf)
     p_upper = np.full((nb, nt), np.inf)
-    if reactive_fixed:
-        p_lower, p_upper = polygon_p_bounds(np.where(rated, s_max, np.inf), q_fixed,
-                                            polygon_sides)
+    if ranges.q_fixed is not None:
+        p_lower, p_upper = polygon_p_bounds(_ratings(network), ranges.q_fixed, polygon_sides)
         bad = p_lower > p_upper + 1e-12
         if bad.any():
             b, t = np.argwhere(bad)[0]
             raise ModelError(f"{name}: the reactive flow alone exceeds the rating of the branch "
                              f"to bus {branch_index[b]} in period {periods[t]}")
-
     p_flow = model.add_variables(f"{name}.p_flow_mw", (branch_index, periods), p_lower, p_upper,
-                                 implied_lower=p_lo, implied_upper=p_hi)
+                                 implied_lower=ranges.p_lo, implied_upper=ranges.p_hi)
     q_flow = None
-    if not reactive_fixed:
+    if ranges.q_fixed is None:
         q_flow = model.add_variables(f"{name}.q_flow_mvar", (branch_index, periods),
-                                     implied_lower=q_lo, implied_upper=q_hi)
+                                     implied_lower=ranges.q_lo, implied_upper=ranges.q_hi)
+    return p_flow, q_flow
 
-    # implied voltage ranges from the flow ranges
-    w_root = vm_set_pu ** 2
-    rp_lo, rp_hi = _interval_product(r, p_lo, p_hi)
-    xq_lo, xq_hi = _interval_product(x, q_lo, q_hi)
+
+def _add_squared_voltages(model: LinearModel, network: RadialNetwork, periods,
+                          ranges: _FlowRanges, w_root: float, vm_min_pu, vm_max_pu,
+                          name: str) -> Variables:
+    """Squared voltages of the non-root buses within their band; implied ranges from the
+    flow ranges."""
+    nb, nt = network.n_branches, len(periods)
+    mpath = network.path_matrix
+    r = network.branches["r_pu"].to_numpy()
+    x = network.branches["x_pu"].to_numpy()
+    rp_lo, rp_hi = _interval_product(r, ranges.p_lo, ranges.p_hi)
+    xq_lo, xq_hi = _interval_product(x, ranges.q_lo, ranges.q_hi)
     drop_lo = mpath.T @ (rp_lo + xq_lo)
     drop_hi = mpath.T @ (rp_hi + xq_hi)
-    w_lo_implied = (w_root - 2 * drop_hi)[1:]
-    w_hi_implied = (w_root - 2 * drop_lo)[1:]
     band_lo, band_hi = network.voltage_band()
     vmin = band_lo if vm_min_pu is None else np.broadcast_to(vm_min_pu, nb + 1)
     vmax = band_hi if vm_max_pu is None else np.broadcast_to(vm_max_pu, nb + 1)
     vmin, vmax = np.asarray(vmin)[1:, None], np.asarray(vmax)[1:, None]
-    w = model.add_variables(f"{name}.w_pu2", (pd.Index(child_bus, name="bus"), periods),
-                            np.broadcast_to(vmin ** 2, (nb, nt)),
-                            np.broadcast_to(vmax ** 2, (nb, nt)),
-                            implied_lower=w_lo_implied, implied_upper=w_hi_implied)
+    return model.add_variables(f"{name}.w_pu2", (pd.Index(network.buses[1:], name="bus"),
+                                                 periods),
+                               np.broadcast_to(vmin ** 2, (nb, nt)),
+                               np.broadcast_to(vmax ** 2, (nb, nt)),
+                               implied_lower=(w_root - 2 * drop_hi)[1:],
+                               implied_upper=(w_root - 2 * drop_lo)[1:])
 
+
+def _add_balances(model: LinearModel, network: RadialNetwork, periods,
+                  withdrawals: Withdrawals, p_flow: Variables, q_flow: Variables | None,
+                  name: str) -> tuple[Constraints, Constraints | None]:
+    """Active (and, with reactive flows, reactive) balance per bus and period."""
+    parent, child = network.parent_position, network.child_position
     bus_index = pd.Index(network.buses, name="bus")
     p_balance = model.add_constraints(f"{name}.p_balance", (bus_index, periods), "==",
                                       withdrawals.p_mw)
     model.add_terms(p_balance.ids[child], p_flow.ids, 1.0)
     model.add_terms(p_balance.ids[parent], p_flow.ids, -1.0)
     q_balance = None
-    if not reactive_fixed:
+    if q_flow is not None:
         q_balance = model.add_constraints(f"{name}.q_balance", (bus_index, periods), "==",
                                           withdrawals.q_mvar)
         model.add_terms(q_balance.ids[child], q_flow.ids, 1.0)
         model.add_terms(q_balance.ids[parent], q_flow.ids, -1.0)
+    return p_balance, q_balance
 
-    # w_child - w_parent + 2 r P + 2 x Q = 0, with the root's w a constant
+
+def _add_voltage_drops(model: LinearModel, network: RadialNetwork, periods,
+                       ranges: _FlowRanges, w: Variables, w_root: float, p_flow: Variables,
+                       q_flow: Variables | None, name: str) -> Constraints:
+    """``w_child - w_parent + 2 r P + 2 x Q = 0``, with the root's w a constant."""
+    parent = network.parent_position
+    r = network.branches["r_pu"].to_numpy()
+    x = network.branches["x_pu"].to_numpy()
     at_root = parent == 0
     rhs = np.where(at_root[:, None], w_root, 0.0)
-    if reactive_fixed:
-        rhs = rhs - 2 * x[:, None] * q_fixed
-    drop = model.add_constraints(f"{name}.voltage_drop", (branch_index, periods), "==", rhs)
+    if ranges.q_fixed is not None:
+        rhs = rhs - 2 * x[:, None] * ranges.q_fixed
+    drop = model.add_constraints(f"{name}.voltage_drop", (_branch_index(network), periods),
+                                 "==", rhs)
     model.add_terms(drop.ids, w.ids, 1.0)
     not_root = np.flatnonzero(~at_root)
     model.add_terms(drop.ids[not_root], w.ids[parent[not_root] - 1], -1.0)
     model.add_terms(drop.ids, p_flow.ids, 2 * r[:, None])
-    if not reactive_fixed:
+    if q_flow is not None:
         model.add_terms(drop.ids, q_flow.ids, 2 * x[:, None])
-
-    polygon = None
-    if not reactive_fixed:
-        polygon = add_polygon(
-            model, f"{name}.polygon", branch_index, periods, p_flow.ids, q_flow.ids,
-            np.where(rated, s_max, np.inf), (p_lo, p_hi), (q_lo, q_hi), polygon_sides)
-
-    return LinDistFlow(
-        network=network, periods=periods, p_flow=p_flow, q_flow=q_flow,
-        q_flow_fixed_mvar=q_fixed, w=w, w_root=w_root, p_balance=p_balance,
-        q_balance=q_balance, voltage_drop=drop, polygon=polygon,
-    )
+    return drop
 
 
 def ldf_voltages(network: RadialNetwork, p_mw: np.ndarray, q_mvar: np.ndarray,

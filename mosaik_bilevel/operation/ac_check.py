@@ -1,4 +1,4 @@
-"""AC validation of a solved horizon: pandapower's power flow at every period's dispatch.
+"""The AC check of a solved horizon: pandapower's power flow at every period's dispatch.
 
 The solve's tables give the MV side (units, utility PV; the fixed MV loads are the case's) and
 each community's exchange. Each community turns its exchange into device set-points on its own
@@ -35,7 +35,7 @@ AC_COLUMNS = ("time", "converged", "p_sub_mw", "p_sub_planned_mw", "p_loss_mw",
               "schedule_shortfall_mw", "message")
 
 
-def validate_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | None = None,
+def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | None = None,
                       *, options: SolverOptions | None = None) -> pd.DataFrame:
     """AC power flow at every period of a solved horizon (columns :data:`AC_COLUMNS`).
 
@@ -124,7 +124,7 @@ def ac_summary(table: pd.DataFrame, *, step_h: float | None = None,
 
 def attach_ac_check(case: Case, result: SolveResult,
                     options: SolverOptions | None = None) -> SolveResult:
-    """Run :func:`validate_dispatch` on a solve's dispatch and record it on the result.
+    """Run :func:`check_dispatch` on a solve's dispatch and record it on the result.
 
     Sets ``result.ac`` (the per-period table), ``result.ac_summary`` (with the case's
     voltage bands) and the time it took (``times_s["ac_validation"]``). A result without
@@ -133,7 +133,7 @@ def attach_ac_check(case: Case, result: SolveResult,
     if result.exchange_p_mw is None:
         return result
     t0 = time.perf_counter()
-    result.ac = validate_dispatch(case, result.exchange_p_mw, result.mv, options=options)
+    result.ac = check_dispatch(case, result.exchange_p_mw, result.mv, options=options)
     result.ac_summary = ac_summary(result.ac, step_h=result.step_h,
                                    bands=case.voltage_bands())
     result.times_s["ac_validation"] = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""AC validation: pandapower's power flow on the MV network with every LV feeder merged in.
+"""The merged AC network: pandapower's power flow on the MV network with every LV feeder in.
 
 :class:`ACNetwork` builds one pandapower net from a case: the MV network with its fixed loads,
 one static generator per conventional unit and per PV plant (P and Q set-points from the
@@ -107,6 +107,30 @@ class ACNetwork:
 
     # -- building ---------------------------------------------------------------------------
     def _build(self, case: Case):
+        net = self._mv_side(case)
+        self.lv_bus_index: dict[str, pd.Series] = {}
+        self.lv_load_index: dict[str, pd.Series] = {}
+        self.trafo_index = pd.Series(dtype=int)
+        mv_lo, mv_hi = case.mv_network.voltage_band()
+        vm_min = [pd.Series(mv_lo, index=case.mv_network.buses)]
+        vm_max = [pd.Series(mv_hi, index=case.mv_network.buses)]
+        for c in case.communities:
+            new = self._add_feeder(net, c)
+            vmin, vmax = c.lv_network.voltage_band()
+            vm_min.append(pd.Series(vmin, index=new))
+            vm_max.append(pd.Series(vmax, index=new))
+        self.vm_min_pu = pd.concat(vm_min)
+        self.vm_max_pu = pd.concat(vm_max)
+        self.load_position = {name: net.load.index.get_indexer(idx)
+                              for name, idx in self.lv_load_index.items()}
+        self._mv_load_position = net.load.index.get_indexer(self.mv_load_index)
+        self._gen_position = net.sgen.index.get_indexer(self.gen_index)
+        self._pv_position = net.sgen.index.get_indexer(self.pv_plant_index)
+        return net
+
+    def _mv_side(self, case: Case):
+        """The MV network without its own injections, with one load per MV load bus and
+        one static generator per unit and PV plant."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             net = copy.deepcopy(case.mv_net)
@@ -119,7 +143,6 @@ class ACNetwork:
                             f"needs exactly one in-service ext_grid, found {len(eg)}")
         net.ext_grid.loc[eg.index, "vm_pu"] = case.substation.vm_set_pu
         self.mv_buses = pd.Index(case.mv_network.buses, name="bus")
-
         mv_load_buses = [int(b) for b in case.mv_load_p_mw.columns]
         self.mv_load_index = pd.Series(
             pp.create_loads(net, mv_load_buses, p_mw=0.0, q_mvar=0.0,
@@ -133,61 +156,46 @@ class ACNetwork:
             pp.create_sgens(net, pv["bus"].astype(int).tolist(), p_mw=0.0, q_mvar=0.0,
                             name=list(pv.index), type="PV") if len(pv) else [],
             index=pv.index, dtype=int)
-
-        self.lv_bus_index: dict[str, pd.Series] = {}
-        self.lv_load_index: dict[str, pd.Series] = {}
-        self.trafo_index = pd.Series(dtype=int)
-        vm_min, vm_max = [], []
-        for c in case.communities:
-            lv = c.lv_network
-            old = lv.buses
-            new = pp.create_buses(net, len(old), vn_kv=c.net.bus.vn_kv.loc[old].to_numpy(),
-                                  name=[f"{c.name}/{b}" for b in old])
-            bus_map = pd.Series(new, index=old)
-            self.lv_bus_index[c.name] = bus_map
-            vmin, vmax = lv.voltage_band()
-            vm_min.append(pd.Series(vmin, index=new))
-            vm_max.append(pd.Series(vmax, index=new))
-            lines = c.net.line.loc[lv.branches.loc[lv.branches.element == "line",
-                                                   "element_index"].to_numpy()]
-            pp.create_lines_from_parameters(
-                net, bus_map.loc[lines.from_bus].tolist(), bus_map.loc[lines.to_bus].tolist(),
-                lines.length_km.to_numpy(float), lines.r_ohm_per_km.to_numpy(float),
-                lines.x_ohm_per_km.to_numpy(float), lines.c_nf_per_km.to_numpy(float),
-                lines.max_i_ka.to_numpy(float),
-                name=[f"{c.name}/{n}" for n in lines["name"].astype(str)],
-                g_us_per_km=lines.g_us_per_km.fillna(0.0).to_numpy(float),
-                parallel=lines.parallel.to_numpy(int), df=lines.df.fillna(1.0).to_numpy(float))
-            tr = c.transformer
-            t_idx = pp.create_transformer_from_parameters(
-                net, c.mv_bus, int(bus_map.loc[int(tr.lv_bus)]), float(tr.sn_mva),
-                float(tr.vn_hv_kv), float(tr.vn_lv_kv), float(tr.vkr_percent),
-                float(tr.vk_percent), float(tr.pfe_kw), float(tr.i0_percent),
-                shift_degree=float(tr.shift_degree), tap_side=tr.get("tap_side"),
-                tap_neutral=tr.get("tap_neutral", np.nan), tap_max=tr.get("tap_max", np.nan),
-                tap_min=tr.get("tap_min", np.nan),
-                tap_step_percent=tr.get("tap_step_percent", np.nan),
-                tap_step_degree=tr.get("tap_step_degree", np.nan),
-                tap_pos=tr.get("tap_pos", np.nan), parallel=int(tr.parallel),
-                df=float(tr.get("df", 1.0)), name=f"{c.name}/trafo")
-            self.trafo_index.loc[c.name] = t_idx
-            device_buses = sorted(set(c.members["bus"]) | set(c.pv["bus"])
-                                  | set(c.batteries["bus"]) | set(c.shiftable["bus"]))
-            device_buses = [int(b) for b in device_buses]
-            loads = pp.create_loads(net, bus_map.loc[device_buses].tolist(), p_mw=0.0,
-                                    q_mvar=0.0, name=[f"{c.name}/{b}" for b in device_buses])
-            self.lv_load_index[c.name] = pd.Series(loads, index=device_buses)
-        mv_lo, mv_hi = case.mv_network.voltage_band()
-        mv_min = pd.Series(mv_lo, index=case.mv_network.buses)
-        mv_max = pd.Series(mv_hi, index=case.mv_network.buses)
-        self.vm_min_pu = pd.concat([mv_min, *vm_min])
-        self.vm_max_pu = pd.concat([mv_max, *vm_max])
-        self.load_position = {name: net.load.index.get_indexer(idx)
-                              for name, idx in self.lv_load_index.items()}
-        self._mv_load_position = net.load.index.get_indexer(self.mv_load_index)
-        self._gen_position = net.sgen.index.get_indexer(self.gen_index)
-        self._pv_position = net.sgen.index.get_indexer(self.pv_plant_index)
         return net
+
+    def _add_feeder(self, net, c) -> np.ndarray:
+        """One community's feeder: its buses, lines and transformer at its MV bus, and one
+        load per LV bus that carries a device; returns the new bus indices."""
+        lv = c.lv_network
+        old = lv.buses
+        new = pp.create_buses(net, len(old), vn_kv=c.net.bus.vn_kv.loc[old].to_numpy(),
+                              name=[f"{c.name}/{b}" for b in old])
+        bus_map = pd.Series(new, index=old)
+        self.lv_bus_index[c.name] = bus_map
+        lines = c.net.line.loc[lv.branches.loc[lv.branches.element == "line",
+                                               "element_index"].to_numpy()]
+        pp.create_lines_from_parameters(
+            net, bus_map.loc[lines.from_bus].tolist(), bus_map.loc[lines.to_bus].tolist(),
+            lines.length_km.to_numpy(float), lines.r_ohm_per_km.to_numpy(float),
+            lines.x_ohm_per_km.to_numpy(float), lines.c_nf_per_km.to_numpy(float),
+            lines.max_i_ka.to_numpy(float),
+            name=[f"{c.name}/{n}" for n in lines["name"].astype(str)],
+            g_us_per_km=lines.g_us_per_km.fillna(0.0).to_numpy(float),
+            parallel=lines.parallel.to_numpy(int), df=lines.df.fillna(1.0).to_numpy(float))
+        tr = c.transformer
+        self.trafo_index.loc[c.name] = pp.create_transformer_from_parameters(
+            net, c.mv_bus, int(bus_map.loc[int(tr.lv_bus)]), float(tr.sn_mva),
+            float(tr.vn_hv_kv), float(tr.vn_lv_kv), float(tr.vkr_percent),
+            float(tr.vk_percent), float(tr.pfe_kw), float(tr.i0_percent),
+            shift_degree=float(tr.shift_degree), tap_side=tr.get("tap_side"),
+            tap_neutral=tr.get("tap_neutral", np.nan), tap_max=tr.get("tap_max", np.nan),
+            tap_min=tr.get("tap_min", np.nan),
+            tap_step_percent=tr.get("tap_step_percent", np.nan),
+            tap_step_degree=tr.get("tap_step_degree", np.nan),
+            tap_pos=tr.get("tap_pos", np.nan), parallel=int(tr.parallel),
+            df=float(tr.get("df", 1.0)), name=f"{c.name}/trafo")
+        device_buses = sorted(set(c.members["bus"]) | set(c.pv["bus"])
+                              | set(c.batteries["bus"]) | set(c.shiftable["bus"]))
+        device_buses = [int(b) for b in device_buses]
+        loads = pp.create_loads(net, bus_map.loc[device_buses].tolist(), p_mw=0.0,
+                                q_mvar=0.0, name=[f"{c.name}/{b}" for b in device_buses])
+        self.lv_load_index[c.name] = pd.Series(loads, index=device_buses)
+        return new
 
     # -- one step ---------------------------------------------------------------------------
     def set_mv(self, load_p_mw, load_q_mvar, gen_p_mw, gen_q_mvar, pv_p_mw) -> None:

@@ -129,6 +129,17 @@ def local_dispatch(community: Community, settings: CommunitySettings,
         own_cost=blocks.own_cost(x), max_shortfall_mw=float(shortfall.max(initial=0.0)))
 
 
+@dataclass(frozen=True)
+class _Reality:
+    """One step's realised member load (P, Q) and PV availability, and their forecasts."""
+
+    load: np.ndarray
+    load_q: np.ndarray
+    pv: np.ndarray
+    load_forecast: np.ndarray
+    pv_forecast: np.ndarray
+
+
 @dataclass
 class StepOutcome:
     """What one community did in one step (realised, with the plan beside it)."""
@@ -249,13 +260,44 @@ class CommunityOperation:
         ``load_p_mw`` / ``pv_available_mw``, when given, are the realised community totals
         (e.g. from a CSV); the members and PV units share them as in the forecast.
         """
-        c, dt = self.community, self.settings.step_h
+        c = self.community
         time = pd.Timestamp(time)
         position = self._timeline.get_loc(time)
         if position in self._pending:  # a schedule accepted before its start begins now
             self._dispatch(position, self._pending.pop(position))
         self._reset_cycle(position)
         self._next = position + 1
+        real = self._reality(time, step_index, load_p_mw, pv_available_mw)
+        status, b_set, pv_set, on, p_sched = self._set_points(time, real)
+        p_pv = np.minimum(pv_set, real.pv)
+        p_shift = on * c.shiftable["p_mw"].to_numpy(dtype=float)
+        b = b_set.copy()
+        if self.track_exchange and len(c.batteries):
+            imbalance = (real.load.sum() + p_shift.sum() + b.sum() - p_pv.sum()) - p_sched
+            weight = (c.batteries["p_ch_max_mw"] + c.batteries["p_dis_max_mw"]).to_numpy()
+            b = b - imbalance * weight / weight.sum()
+        b, limited = self._battery_limits(b)
+        self._advance_state(b, on)
+        bat = c.batteries
+        lv_p = (_by_bus(c.members["bus"], real.load) .add(_by_bus(c.shiftable["bus"], p_shift),
+                                                           fill_value=0.0)
+                .add(_by_bus(bat["bus"], b), fill_value=0.0)
+                .add(_by_bus(c.pv["bus"], -p_pv), fill_value=0.0))
+        lv_q = _by_bus(c.members["bus"], real.load_q)
+        return StepOutcome(
+            time=time, p_ex_mw=float(lv_p.sum()), q_ex_mvar=float(lv_q.sum()),
+            p_ex_scheduled_mw=p_sched, p_load_mw=float(real.load.sum()),
+            p_load_forecast_mw=float(real.load_forecast.sum()),
+            p_pv_available_mw=float(real.pv.sum()), p_pv_forecast_mw=float(real.pv_forecast.sum()),
+            p_pv_mw=float(p_pv.sum()), p_battery_mw=float(b.sum()),
+            p_shiftable_mw=float(p_shift.sum()), e_mwh=self.e_mwh.copy(),
+            shiftable_done=self.shiftable_done.copy(), lv_p_mw=lv_p, lv_q_mvar=lv_q,
+            schedule_status=status, battery_limited=limited)
+
+    def _reality(self, time: pd.Timestamp, step_index: int, load_p_mw: float | None,
+                 pv_available_mw: float | None) -> _Reality:
+        """The step's realised load and PV: the forecast with its error, or given totals."""
+        c = self.community
         f_load = c.member_p_mw.loc[time].to_numpy(dtype=float)
         f_load_q = c.member_q_mvar.loc[time].to_numpy(dtype=float)
         f_pv = c.pv_available_mw.loc[time].to_numpy(dtype=float) if len(c.pv) else np.zeros(0)
@@ -268,51 +310,29 @@ class CommunityOperation:
             real_load, real_q = _share(load_p_mw, f_load, f_load_q)
         if pv_available_mw is not None:
             real_pv = np.minimum(_share(pv_available_mw, f_pv, f_pv)[0], peak)
+        return _Reality(real_load, real_q, real_pv, f_load, f_pv)
 
-        nb = len(c.batteries)
+    def _set_points(self, time: pd.Timestamp, real: _Reality):
+        """(status, battery, PV and shiftable set-points, scheduled exchange) of the step."""
+        c = self.community
         plan = self._plan_at(time)
         if plan is None or not np.isfinite(plan[1].p_ex_mw[plan[0]]):
             # no plan (or the community could not dispatch its schedule): run idle
             status = "no_schedule" if plan is None else plan[1].status
-            b_set = np.zeros(nb)
-            pv_set = f_pv
-            on = np.zeros(len(c.shiftable))
-            p_sched = float(f_load.sum() - f_pv.sum())
-        else:
-            k, sched = plan
-            status = sched.status
-            b_set = sched.p_battery_mw[:, k]
-            pv_set = sched.p_pv_mw[:, k]
-            on = sched.on[:, k]
-            p_sched = float(sched.p_ex_mw[k])
-        p_pv = np.minimum(pv_set, real_pv)
-        p_shift = on * c.shiftable["p_mw"].to_numpy(dtype=float)
-        b = b_set.copy()
-        if self.track_exchange and nb:
-            imbalance = (real_load.sum() + p_shift.sum() + b.sum() - p_pv.sum()) - p_sched
-            weight = (c.batteries["p_ch_max_mw"] + c.batteries["p_dis_max_mw"]).to_numpy()
-            b = b - imbalance * weight / weight.sum()
-        b, limited = self._battery_limits(b)
+            return (status, np.zeros(len(c.batteries)), real.pv_forecast,
+                    np.zeros(len(c.shiftable)),
+                    float(real.load_forecast.sum() - real.pv_forecast.sum()))
+        k, sched = plan
+        return (sched.status, sched.p_battery_mw[:, k], sched.p_pv_mw[:, k], sched.on[:, k],
+                float(sched.p_ex_mw[k]))
+
+    def _advance_state(self, b: np.ndarray, on: np.ndarray) -> None:
+        """Battery energy and shiftable-load progress after the step (the measured state)."""
+        bat, dt = self.community.batteries, self.settings.step_h
         p_ch, p_dis = np.maximum(b, 0.0), np.maximum(-b, 0.0)
-        bat = c.batteries
         self.e_mwh = self.e_mwh + dt * (bat["eta_ch"].to_numpy() * p_ch
                                         - p_dis / bat["eta_dis"].to_numpy())
         self.shiftable_done = self.shiftable_done + (on > 0.5).astype(int)
-
-        lv_p = (_by_bus(c.members["bus"], real_load) .add(_by_bus(c.shiftable["bus"], p_shift),
-                                                           fill_value=0.0)
-                .add(_by_bus(bat["bus"], b), fill_value=0.0)
-                .add(_by_bus(c.pv["bus"], -p_pv), fill_value=0.0))
-        lv_q = _by_bus(c.members["bus"], real_q)
-        return StepOutcome(
-            time=time, p_ex_mw=float(lv_p.sum()), q_ex_mvar=float(lv_q.sum()),
-            p_ex_scheduled_mw=p_sched, p_load_mw=float(real_load.sum()),
-            p_load_forecast_mw=float(f_load.sum()),
-            p_pv_available_mw=float(real_pv.sum()), p_pv_forecast_mw=float(f_pv.sum()),
-            p_pv_mw=float(p_pv.sum()), p_battery_mw=float(b.sum()),
-            p_shiftable_mw=float(p_shift.sum()), e_mwh=self.e_mwh.copy(),
-            shiftable_done=self.shiftable_done.copy(), lv_p_mw=lv_p, lv_q_mvar=lv_q,
-            schedule_status=status, battery_limited=limited)
 
     def _plan_at(self, time: pd.Timestamp):
         sched = self.schedule

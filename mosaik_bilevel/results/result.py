@@ -25,6 +25,7 @@ from ..model.linear import ModelSize
 from .files import SOLVE_TABLES, SUMMARY_FILE, json_float
 from .tables import MVDispatch, dlmp_long, exchanges_long
 
+
 class ResultStatus(enum.StrEnum):
     """Outcome of a solve (a string: ``result.status == "optimal"`` holds)."""
 

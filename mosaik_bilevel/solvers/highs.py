@@ -3,7 +3,7 @@
 The model is handed over once (``passModel`` with the sparse arrays); a later model with the
 same structure (a following day, an updated iterate) is pushed as changed bounds, costs and
 coefficients only, so HiGHS keeps its model. Outcomes that are not optimal (infeasible, time
-limit, ...) come back as a :class:`SolverResult` with a status, never as an exception.
+limit, ...) come back as a :class:`HighsResult` with a status, never as an exception.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class SolverOptions:
 
 
 @dataclass
-class SolverResult:
+class HighsResult:
     """Values and statistics of one solve."""
 
     status: SolveStatus
@@ -254,7 +254,7 @@ class HighsSolver:
         self._integrality = integer.copy()
         self._is_mip = bool(integer.any())
 
-    def solve_fixed(self, cols: np.ndarray, values: np.ndarray) -> SolverResult:
+    def solve_fixed(self, cols: np.ndarray, values: np.ndarray) -> HighsResult:
         """Solve the LP with ``cols`` fixed at ``values`` and no integers, then restore."""
         a = self._arrays
         cols = np.asarray(cols, dtype=np.int32)
@@ -268,12 +268,12 @@ class HighsSolver:
             self._h.changeColsBounds(cols.size, cols, a.col_lower[cols], a.col_upper[cols])
             self.set_integrality(kept)
 
-    def solve_relaxation(self) -> SolverResult:
+    def solve_relaxation(self) -> HighsResult:
         """Solve the LP relaxation of the loaded model, then restore its integers."""
         return self.solve_fixed(np.zeros(0, dtype=np.int32), np.zeros(0))
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self, *, duals: bool = True) -> SolverResult:
+    def solve(self, *, duals: bool = True) -> HighsResult:
         """Solve the loaded model; LP duals are returned for continuous models."""
         h = self._h
         t0 = time.perf_counter()
@@ -282,7 +282,7 @@ class HighsSolver:
         ms = h.getModelStatus()
         status = _STATUS.get(ms, SolveStatus.ERROR)
         info = h.getInfo()
-        result = SolverResult(
+        result = HighsResult(
             status=status,
             message=h.modelStatusToString(ms),
             solve_time_s=elapsed,
@@ -305,7 +305,7 @@ class HighsSolver:
         return result
 
 
-def solve_model(model: LinearModel, options: SolverOptions | None = None) -> SolverResult:
+def solve_model(model: LinearModel, options: SolverOptions | None = None) -> HighsResult:
     """Load and solve a model once."""
     solver = HighsSolver(options)
     solver.load(model)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..model.kkt import KKTSystem
 from ..model.lv_community import CommunityBlocks
-from .highs import HighsSolver, SolverResult, SolveStatus
+from .highs import HighsResult, HighsSolver, SolveStatus
 
 #: A value above this counts as positive (MW, MWh, cost units per unit).
 TOL = 1e-7
@@ -93,7 +93,7 @@ class LazyBinaries:
 class LazyOutcome:
     """The end of :func:`solve_lazily`: the last solve, its solution, and how it went."""
 
-    result: SolverResult  # the last solve (status, objective, MIP gap and bound)
+    result: HighsResult  # the last solve (status, objective, MIP gap and bound)
     x: np.ndarray | None  # its solution with the relaxed modes completed; None: no solution
     rounds: int  # solves, each a relaxation of the full model
     solve_s: float = 0.0
@@ -159,7 +159,7 @@ def solve_lazily(highs: HighsSolver, lazy: LazyBinaries | None, integer: np.ndar
 
 
 def _solve_round(highs: HighsSolver, deadline: float | None, budget: float | None
-                 ) -> SolverResult:
+                 ) -> HighsResult:
     """One round under what is left of the time budget (see :func:`solve_lazily`)."""
     if deadline is not None:
         highs.set_time_limit(max(deadline - time.perf_counter(), MIN_ROUND_SHARE * budget))
@@ -170,7 +170,7 @@ def _solve_round(highs: HighsSolver, deadline: float | None, budget: float | Non
     return res
 
 
-def _polished(highs: HighsSolver, res: SolverResult, notes: list[str]) -> np.ndarray:
+def _polished(highs: HighsSolver, res: HighsResult, notes: list[str]) -> np.ndarray:
     """The LP re-solved with the integers fixed at their values (the MIP's own if it fails)."""
     if not highs.integrality.any():
         return res.x

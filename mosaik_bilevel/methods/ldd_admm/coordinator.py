@@ -28,11 +28,14 @@ from ...model.lindistflow import polygon_p_bounds
 from ...model.linear import LinearModel
 from ...solvers.highs import SolverOptions
 from ...solvers.lazy import LazyBinaries
-from ..certificate import FollowerOracle, FollowerResponse, best_price_for_leader
+from ..certificate import (
+    FollowerOracle,
+    FollowerResponse,
+    best_price_for_leader,
+    duals_at_bound,
+    enlarge_dual_big_m,
+)
 from .step import PenalizedStep, PenaltySpec
-
-#: A dual is at its bound when it reaches this fraction of its big-M.
-AT_BOUND = 1.0 - 1e-6
 
 
 @dataclass
@@ -130,14 +133,10 @@ class Coordinator:
             sol = step.x
             if sol is None:
                 raise RuntimeError(f"the coordinator step is {step.status}")
-            mu = sol[self._kkt.mu.ids]
-            m = self._kkt.dual_big_m
-            at = np.flatnonzero((m > 0) & (mu >= AT_BOUND * m))
+            at = duals_at_bound(self._kkt, sol)
             if not at.size:
                 break
-            values = m.copy()
-            values[at] *= 10.0
-            self._kkt.set_dual_big_m(self._host, values)
+            enlarge_dual_big_m(self._kkt, self._host, at)
             self.log.append(f"coordinator: {at.size} duals at their big-M bound; enlarged "
                             f"them tenfold and re-solved")
         z = sol[self._z.ids]
@@ -153,8 +152,7 @@ class Coordinator:
             return Settlement(response, self._follower, None, dlmp)
         best = best_price_for_leader(self._kkt.form, xs, response.cost, self._options)
         lam = best.lam if best.lam is not None else response.row_duals[self._kkt.form.eq_rows]
-        eq_pos = np.searchsorted(self._kkt.form.eq_rows, self._follower.mv.p_balance.ids)
-        dlmp = lam[eq_pos] / self._case.step_h  # bus × period
+        dlmp = self._follower.dlmp_from_kkt(self._kkt.form, lam)  # bus × period
         pos = self._follower.mv.network.position.loc[self._buses].to_numpy()
         payments = dlmp[pos] * xs * self._case.step_h
         return Settlement(response, self._follower, payments, dlmp)
