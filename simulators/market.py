@@ -178,56 +178,62 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         return data
 
     def _value(self, eid, attr, current, last):
-        ts = self.now
         if eid == OPERATOR_EID:
-            if attr == "cleared":
-                return self.cleared_now
-            if attr == "delivery_start":
-                return None if last is None else last.start.isoformat()
-            if attr == "status":
-                return None if last is None else last.status
-            if attr == "leader_cost":
-                return None if last is None or last.result is None else num(
-                    last.result.leader_cost)
-            if attr == "follower_cost":
-                return None if last is None or last.result is None else num(
-                    last.result.follower_cost)
-            if attr == "solve_time[s]":
-                return None if last is None else num(last.wall_s)
-            if attr == "iterations":
-                return None if last is None else last.iterations
-            if current is None:
-                return None
-            table = {"dlmp[$/MWh]": current.dlmp, "P_gen[MW]": current.p_gen,
-                     "Q_gen[MVar]": current.q_gen, "P_pv_plant[MW]": current.p_pv_plant}
-            if attr in table:
-                t = table[attr]
-                return None if t is None else plain_dict(t.loc[ts])
-            if attr == "P_sub[MW]":
-                return None if current.p_sub is None else num(current.p_sub.loc[ts])
+            return self._operator_value(attr, current, last)
+        return self._port_value(eid[len(PORT_PREFIX):], attr, current, last)
+
+    def _operator_value(self, attr, current, last):
+        if attr == "cleared":
+            return self.cleared_now
+        if attr in LAST_CLEARING:
+            return None if last is None else LAST_CLEARING[attr](last)
+        if attr not in STEP_DISPATCH:
             raise ValueError(f"unknown attribute {attr!r} of MarketOperator")
-        # a community's port
-        eid = eid[len(PORT_PREFIX):]
+        table = None if current is None else getattr(current, STEP_DISPATCH[attr])
+        if table is None:
+            return None
+        row = table.loc[self.now]
+        return num(row) if attr == "P_sub[MW]" else plain_dict(row)
+
+    def _port_value(self, name, attr, current, last):
         if attr == "admm":
-            if self._request is None or eid not in self._request[1]:
-                return None
-            method, batch = self._request
-            request = {"seq": self._seq, "method": method, "args": list(batch[eid])}
-            if method == "open":
-                request["terms"] = dataclasses.asdict(self._relay.terms)
-            return request
+            return self._admm_request(name)
         if attr == "schedule":
             if not (self.cleared_now and last is not None and last.ok):
                 return None
-            values = last.schedules[eid]
+            values = last.schedules[name]
             return self.clock.horizon(values.to_numpy(), values.index[0])
+        if attr not in PORT_STEP:
+            raise ValueError(f"unknown attribute {attr!r} of Port")
         if current is None:
             return None
-        if attr == "price[$/MWh]":
-            return num(current.prices.at[ts, eid])
-        if attr == "P_scheduled[MW]":
-            return num(current.schedules.at[ts, eid])
-        raise ValueError(f"unknown attribute {attr!r} of Port")
+        return num(getattr(current, PORT_STEP[attr]).at[self.now, name])
+
+    def _admm_request(self, name):
+        """This community's part of the running LDD-ADMM call (an event), or None."""
+        if self._request is None or name not in self._request[1]:
+            return None
+        method, batch = self._request
+        request = {"seq": self._seq, "method": method, "args": list(batch[name])}
+        if method == "open":
+            request["terms"] = dataclasses.asdict(self._relay.terms)
+        return request
+
+
+#: MarketOperator outputs read from the last clearing (None before the first).
+LAST_CLEARING = {
+    "delivery_start": lambda c: c.start.isoformat(),
+    "status": lambda c: str(c.status),
+    "leader_cost": lambda c: None if c.result is None else num(c.result.leader_cost),
+    "follower_cost": lambda c: None if c.result is None else num(c.result.follower_cost),
+    "solve_time[s]": lambda c: num(c.wall_s),
+    "iterations": lambda c: c.iterations,
+}
+#: MarketOperator outputs of the step, from the clearing that covers it (its frames).
+STEP_DISPATCH = {"dlmp[$/MWh]": "dlmp", "P_gen[MW]": "p_gen", "Q_gen[MVar]": "q_gen",
+                 "P_pv_plant[MW]": "p_pv_plant", "P_sub[MW]": "p_sub"}
+#: Port outputs of the step, from the clearing that covers it (time × community frames).
+PORT_STEP = {"price[$/MWh]": "prices", "P_scheduled[MW]": "schedules"}
 
 
 def _admm_kwargs(admm: dict | None) -> dict:

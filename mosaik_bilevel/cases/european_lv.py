@@ -81,6 +81,21 @@ def reduce_series_buses(net: pp.pandapowerNet) -> pp.pandapowerNet:
     """
     net = copy.deepcopy(net)
     line = net.line
+    tot, ends, amp, geo, adjacent = _in_service_lines(line)
+    blocked = _blocked_buses(net)
+    absorbed, removed = _merge_series_pairs(adjacent, blocked, ends, tot, amp, geo)
+    _rewrite_merged_lines(line, absorbed, ends, tot, amp, geo)
+    _drop_removed(net, removed, absorbed)
+    return net
+
+
+def _in_service_lines(line) -> tuple[dict, dict, dict, dict, dict[int, list[int]]]:
+    """The in-service lines' totals, ends, ampacities and geodata, and the lines at each bus.
+
+    Returns ``tot`` (column -> line -> total series or shunt value), ``ends`` (line ->
+    [from_bus, to_bus]), ``amp`` (line -> ampacity in kA), ``geo`` (line -> GeoJSON, empty
+    without a ``geo`` column) and ``adjacent`` (bus -> lines).
+    """
     on = line.index[line.in_service]
     length, par = line.length_km, line.parallel.astype(float)
     totals = {c: line[c] * length / par for c in _SERIES if c in line}
@@ -93,8 +108,17 @@ def reduce_series_buses(net: pp.pandapowerNet) -> pp.pandapowerNet:
     for i, (f, t) in ends.items():
         adjacent.setdefault(f, []).append(i)
         adjacent.setdefault(t, []).append(i)
+    return tot, ends, amp, geo, adjacent
 
-    blocked = _blocked_buses(net)
+
+def _merge_series_pairs(adjacent: dict[int, list[int]], blocked: set[int], ends: dict,
+                        tot: dict, amp: dict, geo: dict) -> tuple[dict[int, int], list[int]]:
+    """Merge the two lines at every series bus, updating ``ends``, ``tot``, ``amp``, ``geo``
+    and ``adjacent`` in place.
+
+    Returns the absorbed lines (absorbed line -> line it was merged into) and the removed
+    buses.
+    """
     absorbed: dict[int, int] = {}  # absorbed line -> line it was merged into
     removed: list[int] = []
     for bus, lines in adjacent.items():
@@ -114,7 +138,13 @@ def reduce_series_buses(net: pp.pandapowerNet) -> pp.pandapowerNet:
         absorbed[l2] = l1
         del ends[l2]
         removed.append(bus)
+    return absorbed, removed
 
+
+def _rewrite_merged_lines(line, absorbed: dict[int, int], ends: dict, tot: dict, amp: dict,
+                          geo: dict) -> None:
+    """Drop the absorbed lines and write the merged ones' ends and parameters, in place;
+    ``absorbed`` is resolved to the surviving lines."""
     for i in absorbed:  # resolve chains of absorptions to the surviving line
         while absorbed[i] in absorbed:
             absorbed[i] = absorbed[absorbed[i]]
@@ -130,6 +160,12 @@ def reduce_series_buses(net: pp.pandapowerNet) -> pp.pandapowerNet:
     line.loc[merged, "std_type"] = None
     if geo:
         line.loc[merged, "geo"] = [geo[i] for i in merged]
+
+
+def _drop_removed(net: pp.pandapowerNet, removed: list[int], absorbed: dict[int, int]
+                  ) -> None:
+    """Drop the removed buses, point line switches at the surviving lines and clear the
+    results, in place."""
     net.bus.drop(index=removed, inplace=True)
     on_line = net.switch.et == "l"
     net.switch.loc[on_line, "element"] = net.switch.element[on_line].replace(absorbed)
@@ -139,7 +175,6 @@ def reduce_series_buses(net: pp.pandapowerNet) -> pp.pandapowerNet:
     for name in [k for k in net if k.startswith("res_")]:
         net[name] = net[name].iloc[0:0]
     net.converged = False
-    return net
 
 
 @lru_cache(maxsize=2)

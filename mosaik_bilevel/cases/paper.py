@@ -193,20 +193,7 @@ def paper_case(day: str = DEFAULT_DAY, *, days: int = 1, step_minutes: int = 60,
     seed
         Seed of every synthesised quantity.
     """
-    try:
-        start = pd.Timestamp(day)
-    except (ValueError, TypeError):
-        raise CaseError("paper", "day", f"not a date: {day!r}") from None
-    if step_minutes <= 0 or (24 * 60) % step_minutes or step_minutes % sb.STEP_MIN:
-        raise CaseError("paper", "step_minutes",
-                        f"must be a multiple of {sb.STEP_MIN} that divides a day, got "
-                        f"{step_minutes}")
-    if days < 1:
-        raise CaseError("paper", "days", f"must be at least 1, got {days}")
-    buses = COMMUNITY_BUSES + EXTRA_COMMUNITY_BUSES
-    if not 1 <= n_communities <= len(buses):
-        raise CaseError("paper", "n_communities", f"must lie in 1..{len(buses)}")
-    sb.check_year(start, days)
+    start, buses = _check_options(day, days, step_minutes, n_communities)
     labels = sb.day_labels(start, days, step_minutes)
 
     with warnings.catch_warnings():
@@ -216,28 +203,8 @@ def paper_case(day: str = DEFAULT_DAY, *, days: int = 1, step_minutes: int = 60,
     load_cols = [f"{k}_{x}" for k in HOUSEHOLD_PROFILES for x in ("pload", "qload")]
     loads = sb.annual_profiles("LoadProfile.csv", [*load_cols, MV_LOAD_PROFILE])
     res = sb.annual_profiles("RESProfile.csv", list(PV_PROFILES))
-
-    # each day's 15-min shape onto [MV_LOAD_MIN, 1], then averaged to the case's step
-    shape = loads[MV_LOAD_PROFILE]
-    by_day = shape.groupby(shape.index.normalize())
-    low, high = by_day.transform("min"), by_day.transform("max")
-    scale = MV_LOAD_MIN + (1 - MV_LOAD_MIN) * (shape - low) / (high - low)
-    scale = sb.resample_mean(scale.to_frame(), step_minutes).loc[labels].iloc[:, 0].to_numpy()
-    nominal = mv.load.groupby("bus")[["p_mw", "q_mvar"]].sum()
-    mv_p = pd.DataFrame(np.outer(scale, nominal["p_mw"]), index=labels,
-                        columns=nominal.index.astype(int))
-    mv_q = pd.DataFrame(np.outer(scale, nominal["q_mvar"]), index=labels,
-                        columns=nominal.index.astype(int))
-
-    generators = pd.DataFrame([
-        {"name": n, "bus": b, "p_min_mw": 0.0, "p_max_mw": p, "q_min_mvar": -q,
-         "q_max_mvar": q, "ramp_mw_per_h": r, "cost_per_mwh": c}
-        for n, b, p, q, r, c in GENERATORS]).set_index("name")
-    pv_plants = pd.DataFrame([{"name": n, "bus": b, "p_peak_mw": p, "cost_per_mwh": c}
-                              for n, b, p, _prof, c in PV_PLANTS]).set_index("name")
-    pv_avail = sb.resample_mean(
-        pd.DataFrame({n: res[prof].to_numpy() for n, _b, _p, prof, _c in PV_PLANTS},
-                     index=res.index), step_minutes).loc[labels].clip(0.0, 1.0)
+    mv_p, mv_q = _mv_loads(mv, loads[MV_LOAD_PROFILE], labels, step_minutes)
+    generators, pv_plants, pv_avail = _mv_units(res, labels, step_minutes)
 
     rng = np.random.default_rng(seed)
     communities = []
@@ -255,6 +222,57 @@ def paper_case(day: str = DEFAULT_DAY, *, days: int = 1, step_minutes: int = 60,
         battery_wear_per_mwh=BATTERY_WEAR_PER_MWH, curtailment_per_mwh=CURTAILMENT_PER_MWH,
         polygon_sides=8, horizon_h=24.0, notes=notes, source="paper")
     return case.validate()
+
+
+def _check_options(day: str, days: int, step_minutes: int, n_communities: int
+                   ) -> tuple[pd.Timestamp, tuple[int, ...]]:
+    """The first day and the MV buses available to communities; rejects bad options."""
+    try:
+        start = pd.Timestamp(day)
+    except (ValueError, TypeError):
+        raise CaseError("paper", "day", f"not a date: {day!r}") from None
+    if step_minutes <= 0 or (24 * 60) % step_minutes or step_minutes % sb.STEP_MIN:
+        raise CaseError("paper", "step_minutes",
+                        f"must be a multiple of {sb.STEP_MIN} that divides a day, got "
+                        f"{step_minutes}")
+    if days < 1:
+        raise CaseError("paper", "days", f"must be at least 1, got {days}")
+    buses = COMMUNITY_BUSES + EXTRA_COMMUNITY_BUSES
+    if not 1 <= n_communities <= len(buses):
+        raise CaseError("paper", "n_communities", f"must lie in 1..{len(buses)}")
+    sb.check_year(start, days)
+    return start, buses
+
+
+def _mv_loads(mv, shape: pd.Series, labels: pd.DatetimeIndex, step_minutes: int
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MV spot loads (p and q per bus): the nominal loads scaled by the daily ``shape``."""
+    # each day's 15-min shape onto [MV_LOAD_MIN, 1], then averaged to the case's step
+    by_day = shape.groupby(shape.index.normalize())
+    low, high = by_day.transform("min"), by_day.transform("max")
+    scale = MV_LOAD_MIN + (1 - MV_LOAD_MIN) * (shape - low) / (high - low)
+    scale = sb.resample_mean(scale.to_frame(), step_minutes).loc[labels].iloc[:, 0].to_numpy()
+    nominal = mv.load.groupby("bus")[["p_mw", "q_mvar"]].sum()
+    mv_p = pd.DataFrame(np.outer(scale, nominal["p_mw"]), index=labels,
+                        columns=nominal.index.astype(int))
+    mv_q = pd.DataFrame(np.outer(scale, nominal["q_mvar"]), index=labels,
+                        columns=nominal.index.astype(int))
+    return mv_p, mv_q
+
+
+def _mv_units(res: pd.DataFrame, labels: pd.DatetimeIndex, step_minutes: int
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The conventional units, the utility PV plants and the plants' availability."""
+    generators = pd.DataFrame([
+        {"name": n, "bus": b, "p_min_mw": 0.0, "p_max_mw": p, "q_min_mvar": -q,
+         "q_max_mvar": q, "ramp_mw_per_h": r, "cost_per_mwh": c}
+        for n, b, p, q, r, c in GENERATORS]).set_index("name")
+    pv_plants = pd.DataFrame([{"name": n, "bus": b, "p_peak_mw": p, "cost_per_mwh": c}
+                              for n, b, p, _prof, c in PV_PLANTS]).set_index("name")
+    pv_avail = sb.resample_mean(
+        pd.DataFrame({n: res[prof].to_numpy() for n, _b, _p, prof, _c in PV_PLANTS},
+                     index=res.index), step_minutes).loc[labels].clip(0.0, 1.0)
+    return generators, pv_plants, pv_avail
 
 
 def utility_pv_by_day(first: str = "2016-05-01", last: str = "2016-05-31") -> pd.Series:

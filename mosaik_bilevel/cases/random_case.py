@@ -108,6 +108,7 @@ def _draw(
     polygon_sides: int,
     horizons: int,
 ) -> Case:
+    """One draw of a random case from ``rng`` (its feasibility not yet checked)."""
     n_mv = int(n_mv_buses or rng.integers(3, 5))
     n_c = int(n_communities or rng.integers(1, 4))
     h = int(periods or rng.integers(2, 4))
@@ -116,11 +117,43 @@ def _draw(
     h = h * horizons  # the draws below cover the whole timeline
     timeline = _timeline(h, step_h)
 
+    mv, load_p, load_q = _draw_mv_loads(rng, n_mv, h, timeline)
+    non_root = list(range(1, n_mv))
+    generators, pv_plants, pv_avail = _draw_mv_units(rng, non_root, h, timeline)
+    prices, substation = _draw_market(rng, h, timeline, load_p)
+
+    binaries_left = max_binaries
+    communities = []
+    for c in range(n_c):
+        community, binaries_left = _draw_community(rng, f"c{c}", non_root, timeline, horizon,
+                                                   step_h, binaries_left)
+        communities.append(community)
+    case = Case(
+        name=f"random-{seed}", step_h=step_h, mv_net=mv, substation=substation,
+        generators=generators, pv_plants=pv_plants, mv_load_p_mw=load_p,
+        mv_load_q_mvar=load_q, pv_plant_availability_pu=pv_avail, prices=prices,
+        communities=communities, battery_wear_per_mwh=float(rng.uniform(0, 5)),
+        curtailment_per_mwh=float(rng.uniform(0, 5)), polygon_sides=polygon_sides,
+        horizon_h=horizon * step_h,
+    )
+    return case.validate()
+
+
+def _draw_mv_loads(rng: np.random.Generator, n_mv: int, h: int, timeline: pd.DatetimeIndex
+                   ) -> tuple[object, pd.DataFrame, pd.DataFrame]:
+    """The MV network and its spot loads (p and q) at every non-root bus."""
     mv = mv_chain(n_mv, rng)
     non_root = list(range(1, n_mv))
     load_p = pd.DataFrame(rng.uniform(0.2, 0.8, (h, len(non_root))), index=timeline,
                           columns=non_root)
     load_q = load_p * 0.4
+    return mv, load_p, load_q
+
+
+def _draw_mv_units(rng: np.random.Generator, non_root: list[int], h: int,
+                   timeline: pd.DatetimeIndex
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The conventional unit, the PV plant and the plant's availability."""
     g_bus = int(rng.choice(non_root))
     generators = pd.DataFrame({
         "name": ["G1"], "bus": [g_bus], "p_min_mw": [0.0],
@@ -132,6 +165,12 @@ def _draw(
                               "p_peak_mw": [float(rng.uniform(0.5, 1.5))],
                               "cost_per_mwh": [0.0]}).set_index("name")
     pv_avail = pd.DataFrame({"PV1": rng.uniform(0.0, 1.0, h)}, index=timeline)
+    return generators, pv_plants, pv_avail
+
+
+def _draw_market(rng: np.random.Generator, h: int, timeline: pd.DatetimeIndex,
+                 load_p: pd.DataFrame) -> tuple[pd.DataFrame, Substation]:
+    """The prices and the substation's limits (import scaled to the peak MV load)."""
     prices = pd.DataFrame({
         "upstream_per_mwh": rng.uniform(30, 70, h),
         "tariff_buy_per_mwh": np.full(h, 120.0),
@@ -140,49 +179,53 @@ def _draw(
     total_load = load_p.sum(axis=1).max()
     substation = Substation(p_import_max_mw=float(total_load * rng.uniform(0.6, 1.1)),
                             p_export_max_mw=float(rng.uniform(0.0, 0.3)), s_max_mva=5.0)
+    return prices, substation
 
-    binaries_left = max_binaries
-    communities = []
-    for c in range(n_c):
-        n_lv = int(rng.integers(2, 5))
-        net, lv = lv_feeder(n_lv, rng)
-        n_members = int(rng.integers(1, 4))
-        member_bus = [lv[int(rng.integers(0, n_lv))] for _ in range(n_members)]
-        members = pd.DataFrame({"name": [f"m{i}" for i in range(n_members)],
-                                "bus": member_bus}).set_index("name")
-        member_p = pd.DataFrame(rng.uniform(0.005, 0.05, (h, n_members)), index=timeline,
-                                columns=members.index)
-        member_q = member_p * 0.3
-        pv = pd.DataFrame({"name": ["pv0"], "bus": [lv[-1]],
-                           "p_peak_mw": [float(rng.uniform(0.02, 0.12))]}).set_index("name")
-        pv_av = pd.DataFrame({"pv0": rng.uniform(0, 1, h)}, index=timeline)
-        kwargs = {}
-        if binaries_left >= horizon and rng.random() < 0.8:
-            e_max = float(rng.uniform(0.02, 0.08))
-            kwargs["batteries"] = pd.DataFrame({
-                "name": ["bat0"], "bus": [lv[-1]], "e_max_mwh": [e_max],
-                "e_min_mwh": [0.1 * e_max], "e_init_mwh": [0.5 * e_max],
-                "p_ch_max_mw": [0.5 * e_max], "p_dis_max_mw": [0.5 * e_max],
-                "eta_ch": [0.95], "eta_dis": [0.95]}).set_index("name")
-            binaries_left -= horizon
-        if binaries_left >= horizon and rng.random() < 0.6:
-            p_sh = float(rng.uniform(0.01, 0.04))
-            on = int(rng.integers(1, horizon))
-            kwargs["shiftable"] = pd.DataFrame({
-                "name": ["wm0"], "bus": [lv[int(rng.integers(0, n_lv))]], "p_mw": [p_sh],
-                "energy_mwh": [p_sh * on * step_h], "window_start_h": [0.0],
-                "window_end_h": [float(horizon * step_h)]}).set_index("name")
-            binaries_left -= horizon
-        communities.append(Community(
-            name=f"c{c}", mv_bus=int(rng.choice(non_root)), net=net, members=members,
-            member_p_mw=member_p, member_q_mvar=member_q, pv=pv, pv_availability_pu=pv_av,
-            **kwargs))
-    case = Case(
-        name=f"random-{seed}", step_h=step_h, mv_net=mv, substation=substation,
-        generators=generators, pv_plants=pv_plants, mv_load_p_mw=load_p,
-        mv_load_q_mvar=load_q, pv_plant_availability_pu=pv_avail, prices=prices,
-        communities=communities, battery_wear_per_mwh=float(rng.uniform(0, 5)),
-        curtailment_per_mwh=float(rng.uniform(0, 5)), polygon_sides=polygon_sides,
-        horizon_h=horizon * step_h,
-    )
-    return case.validate()
+
+def _draw_community(rng: np.random.Generator, name: str, non_root: list[int],
+                    timeline: pd.DatetimeIndex, horizon: int, step_h: float,
+                    binaries_left: int) -> tuple[Community, int]:
+    """One community and the leader's binaries left after its battery and shiftable load."""
+    h = len(timeline)
+    n_lv = int(rng.integers(2, 5))
+    net, lv = lv_feeder(n_lv, rng)
+    n_members = int(rng.integers(1, 4))
+    member_bus = [lv[int(rng.integers(0, n_lv))] for _ in range(n_members)]
+    members = pd.DataFrame({"name": [f"m{i}" for i in range(n_members)],
+                            "bus": member_bus}).set_index("name")
+    member_p = pd.DataFrame(rng.uniform(0.005, 0.05, (h, n_members)), index=timeline,
+                            columns=members.index)
+    member_q = member_p * 0.3
+    pv = pd.DataFrame({"name": ["pv0"], "bus": [lv[-1]],
+                       "p_peak_mw": [float(rng.uniform(0.02, 0.12))]}).set_index("name")
+    pv_av = pd.DataFrame({"pv0": rng.uniform(0, 1, h)}, index=timeline)
+    kwargs, binaries_left = _draw_flexibility(rng, lv, horizon, step_h, binaries_left)
+    community = Community(
+        name=name, mv_bus=int(rng.choice(non_root)), net=net, members=members,
+        member_p_mw=member_p, member_q_mvar=member_q, pv=pv, pv_availability_pu=pv_av,
+        **kwargs)
+    return community, binaries_left
+
+
+def _draw_flexibility(rng: np.random.Generator, lv: list[int], horizon: int, step_h: float,
+                      binaries_left: int) -> tuple[dict, int]:
+    """A battery and a shiftable load, each while the binaries last (and by chance)."""
+    n_lv = len(lv)
+    kwargs = {}
+    if binaries_left >= horizon and rng.random() < 0.8:
+        e_max = float(rng.uniform(0.02, 0.08))
+        kwargs["batteries"] = pd.DataFrame({
+            "name": ["bat0"], "bus": [lv[-1]], "e_max_mwh": [e_max],
+            "e_min_mwh": [0.1 * e_max], "e_init_mwh": [0.5 * e_max],
+            "p_ch_max_mw": [0.5 * e_max], "p_dis_max_mw": [0.5 * e_max],
+            "eta_ch": [0.95], "eta_dis": [0.95]}).set_index("name")
+        binaries_left -= horizon
+    if binaries_left >= horizon and rng.random() < 0.6:
+        p_sh = float(rng.uniform(0.01, 0.04))
+        on = int(rng.integers(1, horizon))
+        kwargs["shiftable"] = pd.DataFrame({
+            "name": ["wm0"], "bus": [lv[int(rng.integers(0, n_lv))]], "p_mw": [p_sh],
+            "energy_mwh": [p_sh * on * step_h], "window_start_h": [0.0],
+            "window_end_h": [float(horizon * step_h)]}).set_index("name")
+        binaries_left -= horizon
+    return kwargs, binaries_left

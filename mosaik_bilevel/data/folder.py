@@ -136,37 +136,92 @@ def _bus_columns(frame: pd.DataFrame, src: str) -> pd.DataFrame:
 
 
 def _read_folder(path: Path) -> Case:
+    """The validated case that the ``case.yaml`` at ``path`` describes."""
     folder = path.parent
     src = str(path)
+    raw = _read_top(path, src)
+    step_h = _number(raw["step_minutes"], src, "step_minutes", positive=True) / 60.0
+    horizon_h = _number(raw.get("horizon_hours", 24), src, "horizon_hours", positive=True)
+    costs = _mapping(raw.get("costs", {}), src, "costs", _COST_KEYS)
+    mv, mv_data, files = _read_mv(folder, src, raw)
+    communities = _read_communities(folder, src, raw["communities"])
+    case = Case(
+        name=str(raw["name"]),
+        step_h=step_h,
+        mv_net=_read_net(_file(folder, mv["network"], src, "mv.network")),
+        **mv_data,
+        communities=communities,
+        **_read_options(raw, costs, src),
+        horizon_h=horizon_h,
+        source=src,
+        files=files,
+    )
+    return case.validate()
+
+
+def _read_top(path: Path, src: str) -> dict:
+    """The top-level mapping of ``case.yaml``, with its keys checked."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise CaseError(src, "file", f"not valid YAML ({exc})") from None
-    raw = _mapping(raw, src, "", _TOP_KEYS, required=("name", "step_minutes", "mv", "prices",
-                                                      "communities"))
-    step_h = _number(raw["step_minutes"], src, "step_minutes", positive=True) / 60.0
-    horizon_h = _number(raw.get("horizon_hours", 24), src, "horizon_hours", positive=True)
-    costs = _mapping(raw.get("costs", {}), src, "costs", _COST_KEYS)
-    mv = _mapping(raw["mv"], src, "mv", _MV_KEYS, required=("network", "timeseries"))
+    return _mapping(raw, src, "", _TOP_KEYS, required=("name", "step_minutes", "mv", "prices",
+                                                       "communities"))
+
+
+def _read_options(raw: dict, costs: dict, src: str) -> dict:
+    """The costs, polygon sides and notes: keyword arguments of :class:`Case`."""
+    return {
+        "battery_wear_per_mwh": _number(costs.get("battery_wear_per_mwh", 0.0), src,
+                                        "costs.battery_wear_per_mwh", minimum=0.0),
+        "curtailment_per_mwh": _number(costs.get("curtailment_per_mwh", 0.0), src,
+                                       "costs.curtailment_per_mwh", minimum=0.0),
+        "polygon_sides": int(_number(raw.get("polygon_sides", 8), src, "polygon_sides",
+                                     positive=True)),
+        "notes": dict(raw.get("notes") or {}),
+    }
+
+
+def _read_substation(mv: dict, src: str) -> Substation:
+    """The ``mv.substation`` limits."""
     sub_raw = _mapping(mv.get("substation", {}), src, "mv.substation", _SUBSTATION_KEYS)
-    substation = Substation(**{
+    return Substation(**{
         k: _number(v, src, f"mv.substation.{k}", minimum=0.0) for k, v in sub_raw.items()})
+
+
+def _optional_table(folder: Path, section: dict, key: str, src: str, field: str
+                    ) -> pd.DataFrame:
+    """The table the file ``section[key]`` holds, or an empty one when there is none."""
+    if key not in section:
+        return pd.DataFrame({"name": []}).set_index("name")
+    return _read_table(_file(folder, section[key], src, field))
+
+
+def _read_mv(folder: Path, src: str, raw: dict) -> tuple[dict, dict, dict[str, str]]:
+    """The ``mv`` section and the prices.
+
+    Returns the section itself (its network is read last), the MV data and prices as
+    keyword arguments of :class:`Case`, and the case's files by role.
+    """
+    mv = _mapping(raw["mv"], src, "mv", _MV_KEYS, required=("network", "timeseries"))
+    substation = _read_substation(mv, src)
     series = _mapping(mv["timeseries"], src, "mv.timeseries", _MV_SERIES,
                       required=("load_p_mw", "load_q_mvar"))
-
-    def table(section, key, field):
-        if key not in section:
-            return pd.DataFrame({"name": []}).set_index("name")
-        return _read_table(_file(folder, section[key], src, field))
-
-    generators = table(mv, "generators", "mv.generators")
-    pv_plants = table(mv, "pv_plants", "mv.pv_plants")
+    generators = _optional_table(folder, mv, "generators", src, "mv.generators")
+    pv_plants = _optional_table(folder, mv, "pv_plants", src, "mv.pv_plants")
     prices = _read_series(_file(folder, raw["prices"], src, "prices"))
-    timeline = prices.index
     files = {"prices": str(folder / raw["prices"])}
     files.update({k: str(folder / mv[k]) for k in ("generators", "pv_plants") if k in mv})
     files.update({("mv_" + k if k.startswith("load") else k): str(folder / v)
                   for k, v in series.items()})
+    mv_data = {"substation": substation, "generators": generators, "pv_plants": pv_plants,
+               **_read_mv_series(folder, src, series, prices.index), "prices": prices}
+    return mv, mv_data, files
+
+
+def _read_mv_series(folder: Path, src: str, series: dict, timeline: pd.DatetimeIndex
+                    ) -> dict[str, pd.DataFrame]:
+    """The MV loads and the PV plants' availability: keyword arguments of :class:`Case`."""
 
     def mv_series(key, columns=None):
         if key not in series:
@@ -177,77 +232,68 @@ def _read_folder(path: Path) -> Case:
     load_p = _bus_columns(mv_series("load_p_mw"), f"{folder / series['load_p_mw']}")
     load_q = _bus_columns(mv_series("load_q_mvar"), f"{folder / series['load_q_mvar']}")
     pv_avail = mv_series("pv_plant_availability_pu")
+    return {"mv_load_p_mw": load_p, "mv_load_q_mvar": load_q,
+            "pv_plant_availability_pu": pv_avail}
 
-    communities = []
-    if not isinstance(raw["communities"], list):
+
+def _read_communities(folder: Path, src: str, entries) -> list[Community]:
+    """Every entry of the ``communities`` list."""
+    if not isinstance(entries, list):
         raise CaseError(src, "communities", "must be a list")
-    for i, entry in enumerate(raw["communities"]):
-        field = f"communities[{i}]"
-        entry = _mapping(entry, src, field, _COMMUNITY_KEYS,
-                         required=("name", "mv_bus", "network", "members", "timeseries"))
-        cseries = _mapping(entry["timeseries"], src, f"{field}.timeseries", _COMMUNITY_SERIES,
-                           required=("member_p_mw", "member_q_mvar"))
+    return [_read_community(folder, src, f"communities[{i}]", entry)
+            for i, entry in enumerate(entries)]
 
-        def cfile(key, section=entry, prefix=field):
-            return _file(folder, section[key], src, f"{prefix}.{key}")
 
-        try:
-            mv_bus = int(entry["mv_bus"])
-        except (TypeError, ValueError):
-            raise CaseError(src, f"{field}.mv_bus", f"not a bus index: {entry['mv_bus']!r}")\
-                from None
-        kwargs = {}
-        if "transformer_s_mva" in entry:
-            kwargs["transformer_s_mva"] = _number(entry["transformer_s_mva"], src,
-                                                  f"{field}.transformer_s_mva", positive=True)
-        if "vm_set_pu" in entry:
-            kwargs["vm_set_pu"] = _number(entry["vm_set_pu"], src, f"{field}.vm_set_pu",
-                                          positive=True)
-        for key in ("pv", "batteries", "shiftable"):
-            if key in entry:
-                kwargs[key] = _read_table(cfile(key))
-        pv_file = cseries.get("pv_availability_pu")
-        cfiles = {k: str(folder / entry[k])
-                  for k in ("members", "pv", "batteries", "shiftable") if k in entry}
-        cfiles.update({k: str(folder / v) for k, v in cseries.items()})
-        communities.append(Community(
-            name=str(entry["name"]),
-            mv_bus=mv_bus,
-            net=_read_net(cfile("network")),
-            members=_read_table(cfile("members")),
-            member_p_mw=_read_series(cfile("member_p_mw", cseries, f"{field}.timeseries")),
-            member_q_mvar=_read_series(cfile("member_q_mvar", cseries, f"{field}.timeseries")),
-            pv_availability_pu=(_read_series(cfile("pv_availability_pu", cseries,
-                                                   f"{field}.timeseries"))
-                                if pv_file else None),
-            source=f"{src}: {field} ({entry['name']})",
-            files=cfiles,
-            **kwargs,
-        ))
-    case = Case(
-        name=str(raw["name"]),
-        step_h=step_h,
-        mv_net=_read_net(_file(folder, mv["network"], src, "mv.network")),
-        substation=substation,
-        generators=generators,
-        pv_plants=pv_plants,
-        mv_load_p_mw=load_p,
-        mv_load_q_mvar=load_q,
-        pv_plant_availability_pu=pv_avail,
-        prices=prices,
-        communities=communities,
-        battery_wear_per_mwh=_number(costs.get("battery_wear_per_mwh", 0.0), src,
-                                     "costs.battery_wear_per_mwh", minimum=0.0),
-        curtailment_per_mwh=_number(costs.get("curtailment_per_mwh", 0.0), src,
-                                    "costs.curtailment_per_mwh", minimum=0.0),
-        polygon_sides=int(_number(raw.get("polygon_sides", 8), src, "polygon_sides",
-                                  positive=True)),
-        horizon_h=horizon_h,
-        notes=dict(raw.get("notes") or {}),
-        source=src,
-        files=files,
+def _read_community(folder: Path, src: str, field: str, entry) -> Community:
+    """One community entry (``field`` names it, e.g. ``communities[0]``)."""
+    entry = _mapping(entry, src, field, _COMMUNITY_KEYS,
+                     required=("name", "mv_bus", "network", "members", "timeseries"))
+    cseries = _mapping(entry["timeseries"], src, f"{field}.timeseries", _COMMUNITY_SERIES,
+                       required=("member_p_mw", "member_q_mvar"))
+
+    def cfile(key, section=entry, prefix=field):
+        return _file(folder, section[key], src, f"{prefix}.{key}")
+
+    def series(key):
+        return _read_series(cfile(key, cseries, f"{field}.timeseries"))
+
+    try:
+        mv_bus = int(entry["mv_bus"])
+    except (TypeError, ValueError):
+        raise CaseError(src, f"{field}.mv_bus", f"not a bus index: {entry['mv_bus']!r}")\
+            from None
+    kwargs = _community_options(entry, field, src, cfile)
+    pv_file = cseries.get("pv_availability_pu")
+    cfiles = {k: str(folder / entry[k])
+              for k in ("members", "pv", "batteries", "shiftable") if k in entry}
+    cfiles.update({k: str(folder / v) for k, v in cseries.items()})
+    return Community(
+        name=str(entry["name"]),
+        mv_bus=mv_bus,
+        net=_read_net(cfile("network")),
+        members=_read_table(cfile("members")),
+        member_p_mw=series("member_p_mw"),
+        member_q_mvar=series("member_q_mvar"),
+        pv_availability_pu=series("pv_availability_pu") if pv_file else None,
+        source=f"{src}: {field} ({entry['name']})",
+        files=cfiles,
+        **kwargs,
     )
-    return case.validate()
+
+
+def _community_options(entry: dict, field: str, src: str, cfile) -> dict:
+    """A community's optional transformer rating, voltage set point and unit tables."""
+    kwargs = {}
+    if "transformer_s_mva" in entry:
+        kwargs["transformer_s_mva"] = _number(entry["transformer_s_mva"], src,
+                                              f"{field}.transformer_s_mva", positive=True)
+    if "vm_set_pu" in entry:
+        kwargs["vm_set_pu"] = _number(entry["vm_set_pu"], src, f"{field}.vm_set_pu",
+                                      positive=True)
+    for key in ("pv", "batteries", "shiftable"):
+        if key in entry:
+            kwargs[key] = _read_table(cfile(key))
+    return kwargs
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -271,29 +317,42 @@ def save_case(case: Case, folder) -> Path:
     _write_series(case.mv_load_p_mw, folder / "mv_load_p_mw.csv")
     _write_series(case.mv_load_q_mvar, folder / "mv_load_q_mvar.csv")
     _write_series(case.pv_plant_availability_pu, folder / "pv_plant_availability_pu.csv")
-    communities = []
-    for c in case.communities:
-        sub = folder / "communities" / c.name
-        sub.mkdir(parents=True, exist_ok=True)
-        rel = f"communities/{c.name}"
-        pp.to_json(c.net, str(sub / "lv_network.json"))
-        for key in ("members", "pv", "batteries", "shiftable"):
-            getattr(c, key).to_csv(sub / f"{key}.csv")
-        _write_series(c.member_p_mw, sub / "member_p_mw.csv")
-        _write_series(c.member_q_mvar, sub / "member_q_mvar.csv")
-        _write_series(c.pv_availability_pu, sub / "pv_availability_pu.csv")
-        entry = {
-            "name": c.name, "mv_bus": int(c.mv_bus), "network": f"{rel}/lv_network.json",
-            "vm_set_pu": float(c.vm_set_pu),
-            "members": f"{rel}/members.csv", "pv": f"{rel}/pv.csv",
-            "batteries": f"{rel}/batteries.csv", "shiftable": f"{rel}/shiftable.csv",
-            "timeseries": {"member_p_mw": f"{rel}/member_p_mw.csv",
-                           "member_q_mvar": f"{rel}/member_q_mvar.csv",
-                           "pv_availability_pu": f"{rel}/pv_availability_pu.csv"},
-        }
-        if c.transformer_s_mva is not None:
-            entry["transformer_s_mva"] = float(c.transformer_s_mva)
-        communities.append(entry)
+    communities = [_save_community(c, folder) for c in case.communities]
+    doc = _case_document(case, communities)
+    path = folder / CASE_FILE
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _save_community(c: Community, folder: Path) -> dict:
+    """Write one community's files under ``communities/<name>``; returns its entry."""
+    import pandapower as pp
+
+    sub = folder / "communities" / c.name
+    sub.mkdir(parents=True, exist_ok=True)
+    rel = f"communities/{c.name}"
+    pp.to_json(c.net, str(sub / "lv_network.json"))
+    for key in ("members", "pv", "batteries", "shiftable"):
+        getattr(c, key).to_csv(sub / f"{key}.csv")
+    _write_series(c.member_p_mw, sub / "member_p_mw.csv")
+    _write_series(c.member_q_mvar, sub / "member_q_mvar.csv")
+    _write_series(c.pv_availability_pu, sub / "pv_availability_pu.csv")
+    entry = {
+        "name": c.name, "mv_bus": int(c.mv_bus), "network": f"{rel}/lv_network.json",
+        "vm_set_pu": float(c.vm_set_pu),
+        "members": f"{rel}/members.csv", "pv": f"{rel}/pv.csv",
+        "batteries": f"{rel}/batteries.csv", "shiftable": f"{rel}/shiftable.csv",
+        "timeseries": {"member_p_mw": f"{rel}/member_p_mw.csv",
+                       "member_q_mvar": f"{rel}/member_q_mvar.csv",
+                       "pv_availability_pu": f"{rel}/pv_availability_pu.csv"},
+    }
+    if c.transformer_s_mva is not None:
+        entry["transformer_s_mva"] = float(c.transformer_s_mva)
+    return entry
+
+
+def _case_document(case: Case, communities: list[dict]) -> dict:
+    """The contents of ``case.yaml`` for ``case`` and its ``communities`` entries."""
     sub = case.substation
     doc = {
         "name": case.name,
@@ -316,6 +375,4 @@ def save_case(case: Case, folder) -> Path:
     }
     if case.notes:
         doc["notes"] = {str(k): str(v) for k, v in case.notes.items()}
-    path = folder / CASE_FILE
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return doc

@@ -140,9 +140,27 @@ def radial_network(
     source
         Name of the file the network came from, for error messages.
     """
+    _check_supported(net, source)
+    root = _root_bus(net, root, source)
+    open_line, open_trafo = _open_switches(net, source)
+    in_service_bus = set(net.bus.index[net.bus.in_service])
+    edges = [*_line_edges(net, in_service_bus, open_line),
+             *_trafo_edges(net, in_service_bus, open_trafo)]
+    adjacency = _adjacency(edges, exclude)
+    order, seen, branch_rows = _breadth_first(root, edges, adjacency, source)
+    _check_connected(in_service_bus - seen - set(ignore_buses), root, source)
+    return _assemble(net, order, branch_rows)
+
+
+def _check_supported(net, source: str) -> None:
+    """Reject in-service elements LinDistFlow cannot model (:data:`_UNSUPPORTED`)."""
     for table in _UNSUPPORTED:
         if table in net and len(net[table]) and net[table]["in_service"].any():
             raise CaseError(source, table, "element type not supported by LinDistFlow")
+
+
+def _root_bus(net, root: int | None, source: str) -> int:
+    """The root bus: ``root`` if given, else the bus of the single in-service ext_grid."""
     if root is None:
         eg = net.ext_grid[net.ext_grid.in_service]
         if len(eg) != 1:
@@ -151,7 +169,11 @@ def radial_network(
         root = int(eg.bus.iloc[0])
     if root not in net.bus.index:
         raise CaseError(source, "bus", f"root bus {root} does not exist")
+    return root
 
+
+def _open_switches(net, source: str) -> tuple[set, set]:
+    """Lines and transformers behind an open switch; rejects closed bus-bus switches."""
     open_line, open_trafo = set(), set()
     if "switch" in net and len(net.switch):
         sw = net.switch
@@ -161,9 +183,12 @@ def radial_network(
                                               "(pandapower.toolbox.fuse_buses)")
         open_line = set(sw.element[(sw.et == "l") & ~sw.closed].astype(int))
         open_trafo = set(sw.element[(sw.et == "t") & ~sw.closed].astype(int))
+    return open_line, open_trafo
 
-    in_service_bus = set(net.bus.index[net.bus.in_service])
-    edges = []  # (bus_a, bus_b, r_pu, x_pu, s_max, element, index)
+
+def _line_edges(net, in_service_bus: set, open_line: set) -> list[tuple]:
+    """Edges ``(bus_a, bus_b, r_pu, x_pu, s_max, 'line', index)`` of the connected lines."""
+    edges = []
     for idx, line in net.line.iterrows():
         if not line.in_service or idx in open_line:
             continue
@@ -177,6 +202,13 @@ def radial_network(
         z_base = vn ** 2 / S_BASE_MVA
         s_max = np.sqrt(3.0) * vn * line.max_i_ka * par * float(line.get("df", 1.0))
         edges.append((fb, tb, r_ohm / z_base, x_ohm / z_base, s_max, "line", int(idx)))
+    return edges
+
+
+def _trafo_edges(net, in_service_bus: set, open_trafo: set) -> list[tuple]:
+    """Edges ``(hv_bus, lv_bus, r_pu, x_pu, s_max, 'trafo', index)`` of the connected
+    two-winding transformers."""
+    edges = []
     for idx, tr in net.trafo.iterrows():
         if not tr.in_service or idx in open_trafo:
             continue
@@ -188,14 +220,25 @@ def radial_network(
         r = tr.vkr_percent / 100.0 * S_BASE_MVA / tr.sn_mva / par
         x = np.sqrt(max(z ** 2 - r ** 2, 0.0))
         edges.append((hv, lv, r, x, float(tr.sn_mva) * par, "trafo", int(idx)))
+    return edges
 
+
+def _adjacency(edges: list[tuple], exclude: tuple[tuple[str, int], ...]
+               ) -> dict[int, list[int]]:
+    """Edge numbers at each bus, leaving out the branches in ``exclude``."""
     adjacency: dict[int, list[int]] = {}
     for e, (a, b, *_rest) in enumerate(edges):
         if (edges[e][5], edges[e][6]) in exclude:
             continue
         adjacency.setdefault(a, []).append(e)
         adjacency.setdefault(b, []).append(e)
+    return adjacency
 
+
+def _breadth_first(root: int, edges: list[tuple], adjacency: dict[int, list[int]],
+                   source: str) -> tuple[list[int], set[int], list[tuple]]:
+    """Walk the tree from ``root``: bus order, buses reached and one branch row per non-root
+    bus; a loop is an error."""
     order, seen, used, branch_rows = [root], {root}, set(), []
     head = 0
     while head < len(order):
@@ -214,12 +257,19 @@ def radial_network(
             seen.add(other)
             order.append(other)
             branch_rows.append((bus, other, r, x, s_max, element, index))
+    return order, seen, branch_rows
 
-    unreached = in_service_bus - seen - set(ignore_buses)
+
+def _check_connected(unreached: set[int], root: int, source: str) -> None:
+    """Reject in-service buses the walk from the root did not reach."""
     if unreached:
         sample = sorted(unreached)[:5]
         raise CaseError(source, "bus", f"{len(unreached)} in-service buses are not connected "
                                        f"to the root bus {root}, e.g. {sample}")
+
+
+def _assemble(net, order: list[int], branch_rows: list[tuple]) -> RadialNetwork:
+    """The :class:`RadialNetwork` of the walked buses and branches."""
     branches = pd.DataFrame(
         branch_rows,
         columns=["from_bus", "to_bus", "r_pu", "x_pu", "s_max_mva", "element",

@@ -47,7 +47,9 @@ class PenaltySpec:
 
 
 @dataclass
-class StepResult:
+class PenalizedSolution:
+    """A penalized step's answer: its solution (None if none), status and error bound."""
+
     x: np.ndarray | None
     status: str
     bound: float
@@ -90,7 +92,7 @@ class PenalizedStep:
             self._highs = HighsSolver(options)
             self._highs.load(model)
 
-    def solve(self, centre: np.ndarray, rho: float, abs_gap: float | None = None) -> StepResult:
+    def solve(self, centre: np.ndarray, rho: float, abs_gap: float | None = None) -> PenalizedSolution:
         """Solve with the model's current costs and bounds, the penalty centred at ``centre``.
 
         ``abs_gap``: the MILP may stop this far from its optimum (default: the options'
@@ -101,8 +103,8 @@ class PenalizedStep:
             try:
                 x = self._miqp.solve(self.model, centre, rho)
             except QuadraticSolveError as exc:
-                return StepResult(None, str(exc), float("nan"))
-            return StepResult(x, "optimal", 0.0)
+                return PenalizedSolution(None, str(exc), float("nan"))
+            return PenalizedSolution(x, "optimal", 0.0)
         self._penalty.set(self.model, centre, rho)
         self._highs.update(self.model)
         self._highs.set_mip_abs_gap(abs_gap)
@@ -113,8 +115,8 @@ class PenalizedStep:
         # binaries this step needed stay restored: the next step is a similar problem
         self._restored = np.flatnonzero(self._highs.integrality)
         if x is None:
-            return StepResult(None, res.status.value, float("nan"))
+            return PenalizedSolution(None, res.status.value, float("nan"))
         # a MILP stopped at its gap (or its time limit) is that far from its own optimum
         gap = res.objective - res.dual_bound if np.isfinite(res.dual_bound) else 0.0
-        return StepResult(x, res.status.value,
+        return PenalizedSolution(x, res.status.value,
                           self._penalty.bound(x[self.cols], centre, rho) + max(gap, 0.0))
