@@ -92,7 +92,8 @@ class PenalizedStep:
             self._highs = HighsSolver(options)
             self._highs.load(model)
 
-    def solve(self, centre: np.ndarray, rho: float, abs_gap: float | None = None) -> PenalizedSolution:
+    def solve(self, centre: np.ndarray, rho: float,
+              abs_gap: float | None = None) -> PenalizedSolution:
         """Solve with the model's current costs and bounds, the penalty centred at ``centre``.
 
         ``abs_gap``: the MILP may stop this far from its optimum (default: the options'
