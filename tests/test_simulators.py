@@ -431,12 +431,18 @@ def test_a_run_killed_mid_day_keeps_every_finished_day_on_disk(tmp_path):
                              "paper", "--days", "2", "--out", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     steps = 24
+    tables = (("grid.csv", steps), ("communities.csv", 6 * steps), ("market.csv", steps),
+              ("grid_bus.csv", 33 * steps))
+
+    def day_on_disk() -> bool:
+        # the recorder appends its tables one after the other at the day's end; a kill in
+        # between those appends tears the day (a known limit, issue 15): kill after them
+        return all((out / t).exists() and len(pd.read_csv(out / t)) >= rows
+                   for t, rows in tables)
+
     try:
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            grid = out / "grid.csv"
-            if grid.exists() and len(pd.read_csv(grid)) >= steps:
-                break
+        while time.monotonic() < deadline and proc.poll() is None and not day_on_disk():
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -444,8 +450,7 @@ def test_a_run_killed_mid_day_keeps_every_finished_day_on_disk(tmp_path):
     assert proc.returncode == -signal.SIGKILL  # killed, not finished
     first = out / "clearings" / "2016-05-24T0000"
     assert json.loads((first / "summary.json").read_text())["status"] == "optimal"
-    for table, rows in (("grid.csv", steps), ("communities.csv", 6 * steps),
-                        ("market.csv", steps), ("grid_bus.csv", 33 * steps)):
+    for table, rows in tables:
         frame = pd.read_csv(out / table)
         assert len(frame) == rows, table  # the whole first day, nothing of the second
         assert frame["time"].str[:10].eq("2016-05-24").all()
