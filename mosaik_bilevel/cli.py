@@ -6,15 +6,18 @@
 writes its tables as each day finishes; ``mosaik-bilevel export-case --case paper --out DIR``
 writes a built-in case as a case folder to start one's own from.
 
-Exit codes: 0 solved (and certified), 1 solved without an optimal certified answer (the
-summary says why and is written all the same), 2 bad input (a one-line message naming file,
-field and reason).
+Exit codes (docs/reliability.md): 0 solved and certified, every day of a simulation cleared;
+1 finished, but without an optimal certified answer or with a failed clearing on some day (the
+summary says which and why; every table is written all the same); 2 bad input or a refused
+output folder (one line naming file, field and reason); 3 run aborted: a simulator failed or
+its process died (one line naming it; every finished day is on disk); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,13 +25,15 @@ from pathlib import Path
 from .api import solve
 from .cases import case_options, load_case
 from .data.folder import save_case
-from .errors import CertificateError, MosaikBilevelError
+from .errors import CertificateError, MosaikBilevelError, RunAbortedError
 from .methods.ldd_admm import ADMMOptions, PenaltySpec
 from .methods.ldd_admm.backends import BACKENDS, default_backend
 from .methods.registry import CLEARING_METHODS, PRICINGS, cli_choices, method_name
 from .solvers.highs import SolverOptions
 
 ADMM_DEFAULTS = ADMMOptions()
+#: Exit codes (128 + the signal for a run stopped by SIGINT or SIGTERM).
+EXIT_OK, EXIT_FAILED_OUTCOME, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 1, 2, 3
 
 
 def _case_options(args) -> dict:
@@ -118,9 +123,11 @@ def _simulate(args) -> int:
                        progress=not args.quiet, admm=admm,
                        solver={"mip_rel_gap": args.mip_gap, "threads": args.threads},
                        load_sigma=args.load_sigma, pv_sigma=args.pv_sigma,
-                       seed=args.error_seed, clearing=_clearing_rule(args))
+                       seed=args.error_seed, clearing=_clearing_rule(args),
+                       resume=args.resume, overwrite=args.overwrite)
     failed = [d["day"] for d in summary["days"]
-              if d.get("clearing", {}).get("status") not in ("optimal", None)]
+              if d.get("clearing", {}).get("status") not in ("optimal", None)
+              or d.get("clearing", {}).get("failed")]
     if not args.quiet:
         for d in summary["days"]:
             cl, ac = d.get("clearing", {}), d.get("ac", {})
@@ -130,8 +137,11 @@ def _simulate(args) -> int:
                   f"{cl.get('solve_s') or 0:.3g} s); AC {ac.get('steps', 0)} steps, "
                   f"{ac.get('not_converged', 0)} not converged, vm "
                   f"{ac.get('vm_min_pu')}..{ac.get('vm_max_pu')} pu")
+            for f in cl.get("failures", []):
+                print(f"  clearing from {f['start']} failed ({f['status']}): {f['reason']}; "
+                      f"fallback: the covering schedule, else none")
         print(f"  written to      {args.out}")
-    return 1 if failed else 0
+    return EXIT_FAILED_OUTCOME if failed else EXIT_OK
 
 
 def _clearing_rule(args) -> dict | None:
@@ -294,6 +304,11 @@ def _add_simulate_command(sub) -> None:
     p.add_argument("--lookahead-h", type=float, default=None,
                    help="hourly: hours each clearing looks ahead (default the case's "
                         "horizon, 24 h)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last finished day (same case and "
+                        "options; --days may grow)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of another run in --out")
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
 
@@ -344,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except MosaikBilevelError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ABORTED if isinstance(exc, RunAbortedError) else EXIT_BAD_INPUT
+    except KeyboardInterrupt as stop:
+        name = stop.args[0] if stop.args and stop.args[0] in ("SIGINT", "SIGTERM") else "SIGINT"
+        print(f"error: stopped by {name}; every finished day is on disk (--resume continues)",
+              file=sys.stderr)
+        return 128 + signal.Signals[name].value
     except OSError as exc:
         print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,14 @@ class OptionsError(MosaikBilevelError, ValueError):
         super().__init__(f"option {option}: {reason}")
 
 
+class RunAbortedError(MosaikBilevelError):
+    """A run that could not go on: a simulator failed or its process died (exit code 3)."""
+
+
+class OutputFolderError(MosaikBilevelError, ValueError):
+    """An output folder that a run may not write to (another run's results, or in use)."""
+
+
 class CertificateError(MosaikBilevelError):
     """A single-level solution failed the follower-optimality certificate.
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import mosaik
 import pandas as pd
 
-from mosaik_bilevel.cases import case_options
+from mosaik_bilevel.cases import case_options, load_case
+from mosaik_bilevel.errors import OutputFolderError
 from mosaik_bilevel.operation.ac_check import ac_summary
 from mosaik_bilevel.results.files import (
     CLEARINGS_FOLDER,
@@ -24,6 +25,7 @@ from mosaik_bilevel.results.files import (
     json_float,
     recorder_file,
 )
+from mosaik_bilevel.results.run_folder import RunFolder
 
 from .system import QUIET, add_system, run_world, sim_config
 
@@ -31,31 +33,84 @@ from .system import QUIET, add_system, run_world, sim_config
 def simulate(case: str = "paper", case_options: dict | None = None, *, days: int = 1,
              method: str = "exact", pricing: str = "dlmp", out: str | Path,
              mode: str = "python", addresses: dict | None = None, progress: bool = False,
-             **system_options) -> dict:
+             resume: bool = False, overwrite: bool = False, **system_options) -> dict:
     """Simulate ``days`` days and write the results to ``out``; returns the summary.
 
+    The run owns ``out`` while it runs (:class:`~mosaik_bilevel.results.run_folder.RunFolder`):
+    a folder with another run's results is refused unless ``resume`` (continue that run from
+    its last finished day, same case and options; ``days`` may grow) or ``overwrite``.
     ``system_options`` go to :func:`~.system.add_system` (solver, admm, load_sigma,
-    pv_sigma, seed, track_exchange).
+    pv_sigma, seed, track_exchange, clearing). The summary's ``status`` is ``finished``
+    (every day cleared), ``failed`` (a clearing failed on some day: ``failed_days``); a run
+    that stops raises (:class:`~.supervision.SimulationError`, ``KeyboardInterrupt``) after
+    writing the summary of the days it finished, with ``aborted`` or ``interrupted``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    world = mosaik.World(sim_config(mode, addresses), max_loop_iterations=10_000, **QUIET)
-    try:
-        system = add_system(world, case, case_options, days=days, method=method,
-                            pricing=pricing, out=str(out), **system_options)
-    except BaseException:
-        world.shutdown()  # stop whatever was started
-        raise
-    t_setup = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    try:
-        run_world(world, system.until, step=system.step, progress=progress)
-    finally:
-        wall = time.perf_counter() - t1
-        summary = summarize(out, method=method, pricing=pricing, setup_s=t_setup, run_s=wall,
-                            **(system.vm_bands or {}))
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, allow_nan=False))
+    the_case = load_case(case, **dict(case_options or {}))
+    run = _run_description(case, case_options, days, method, pricing, system_options)
+    if resume and (system_options.get("clearing") or {}).get("lead_h"):
+        raise OutputFolderError(f"{out}: --resume: a run with a day-ahead gate cannot be "
+                                f"resumed (its next day was cleared during the killed one); "
+                                f"rerun it with --overwrite")
+    with RunFolder(out, run, resume=resume, overwrite=overwrite) as folder:
+        point = folder.open(the_case.step_h)
+        done = 0 if point.start is None else (
+            the_case.timeline.get_loc(pd.Timestamp(point.start)) // the_case.horizon_periods)
+        header = {"method": method, "pricing": pricing, **the_case.voltage_bands(),
+                  "resumed_from": point.start}
+        if done >= days:  # nothing left to run
+            return _finish(folder, out, header, {"setup": 0.0, "run": 0.0})
+        times = {"setup": 0.0, "run": 0.0}
+        status, reason = "aborted", None
+        try:
+            world = mosaik.World(sim_config(mode, addresses), max_loop_iterations=10_000,
+                                 **QUIET)
+            try:
+                system = add_system(world, case, case_options, days=days - done,
+                                    method=method, pricing=pricing, out=str(out),
+                                    start=point.start, initial_state=point.state,
+                                    **system_options)
+            except BaseException:
+                world.shutdown()  # stop whatever was started
+                raise
+            times["setup"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            try:
+                run_world(world, system.until, step=system.step, progress=progress)
+            finally:
+                times["run"] = time.perf_counter() - t1
+            status = "finished"
+        except KeyboardInterrupt as stop:
+            status, reason = "interrupted", f"stopped by {stop.args[0] if stop.args else 'SIGINT'}"
+            raise
+        except BaseException as err:
+            reason = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            summary = _finish(folder, out, header, times, status, reason)
+    return summary
+
+
+def _run_description(case, case_options, days, method, pricing, system_options) -> dict:
+    """What a run is, as plain JSON (``run.json``; a resumed run must match it)."""
+    return json.loads(json.dumps({
+        "case": str(case), "case_options": dict(case_options or {}), "days": days,
+        "method": method, "pricing": pricing,
+        **{k: v for k, v in sorted(system_options.items())}}, default=str))
+
+
+def _finish(folder: RunFolder, out: Path, header: dict, times: dict, status: str = "finished",
+            reason: str | None = None) -> dict:
+    """Write the summary of what is on disk and the run's outcome; return the summary."""
+    summary = summarize(out, **header, setup_s=times["setup"], run_s=times["run"])
+    failed = [d["day"] for d in summary["days"]
+              if d.get("clearing", {}).get("failed", 0)]
+    if status == "finished" and failed:
+        status, reason = "failed", f"a clearing failed on {', '.join(failed)}"
+    summary.update(status=status, reason=reason, failed_days=failed)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, allow_nan=False))
+    folder.finish(status, reason)
     return summary
 
 
@@ -109,11 +164,16 @@ def _clearings(found: list[dict]) -> dict:
     """One day's clearings: the single one's figures, or counts and totals of several.
 
     Costs of overlapping horizons (rolling clearing) do not add up; they are given for a
-    day with one clearing only.
+    day with one clearing only. A clearing failed when it sent no schedule (``failed``,
+    with each one's start, status and reason under ``failures``).
     """
     statuses = [s["status"] for s in found]
+    failures = [{"start": s["start"], "status": s["status"], "reason": s.get("message")}
+                for s in found if not s.get("scheduled", s["status"] == "optimal")]
     figures = {
         "count": len(found),
+        "failed": len(failures),
+        "failures": failures,
         "status": statuses[0] if len(set(statuses)) == 1 else ",".join(sorted(set(statuses))),
         "solve_s": sum((s.get("times_s") or {}).get("total") or 0.0 for s in found),
         "iterations": sum(s.get("iterations", 0) or 0 for s in found)}

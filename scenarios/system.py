@@ -20,12 +20,19 @@ import contextlib
 import sys
 from dataclasses import dataclass
 
+import pandas as pd
+
 from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.data.case import Case
-from mosaik_bilevel.errors import CaseError, MosaikBilevelError
+from mosaik_bilevel.errors import CaseError
 from mosaik_bilevel.operation.market_operator import ClearingRule
 from mosaik_bilevel.results.files import CLEARINGS_FOLDER, SIM_IDS
 from mosaik_bilevel.simulators.attributes import attributes
+
+from .supervision import RECORDER_SID, SimulationError, run_world
+
+__all__ = ["QUIET", "SIMULATORS", "SimulationError", "System", "add_system", "run_world",
+           "sim_config"]
 
 #: Names of our simulators in a World's sim_config.
 SIMULATORS = {
@@ -42,10 +49,6 @@ START_TIMEOUT_S = 120
 #: mosaik options for library use: no banner, no logging set-up, the start timeout above.
 QUIET = {"skip_greetings": True, "configure_logging": False,
          "mosaik_config": {"start_timeout": START_TIMEOUT_S}}
-
-
-class SimulationError(MosaikBilevelError):
-    """A simulator failed during a run (in any process)."""
 
 
 def sim_config(mode: str = "python", addresses: dict[str, str] | None = None) -> dict:
@@ -96,7 +99,8 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                load_sigma: float = 0.1, pv_sigma: float = 0.15, seed: int = 0,
                track_exchange: bool = True, out: str | None = None,
                time_resolution: float = 1.0, grid: bool = True,
-               clearing: dict | None = None) -> System:
+               clearing: dict | None = None, start: str | None = None,
+               initial_state: dict | None = None) -> System:
     """Start, create and connect the whole system in ``world``.
 
     Parameters
@@ -128,24 +132,36 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         (:class:`~mosaik_bilevel.operation.market_operator.ClearingRule`; default daily at the
         day's start). E.g. ``{"interval_h": 1}``: every hour, the next 24 h; ``{"lead_h": 12}``:
         each day at 12:00 the day before.
+    start, initial_state
+        Where mosaik time 0 lies (a period of the case, ISO; default its first) and the
+        measured state at the end of the period before it: ``{"E_batteries[MWh]",
+        "E_batteries_planned[MWh]", "shiftable_done": {community: {key: value}},
+        "P_gen[MW]": {"market": {unit: MW}}}`` (a resumed run's, from
+        :mod:`mosaik_bilevel.results.run_folder`).
     """
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)
     case_options = dict(case_options or {})
     clearing = dict(clearing or {})
-    the_case = _checked_case(case, case_options, days, clearing)
+    the_case = _checked_case(case, case_options, days, clearing, start)
+    state = dict(initial_state or {})
     common = {"case": str(case), "case_options": case_options}
+    if start is not None:
+        common["start"] = str(start)
     step = round(the_case.step_h * 3600.0 / time_resolution)
     in_loop = bool((admm or {}).get("in_loop"))
     # LDD-ADMM as same-time loops needs the two simulators in one mosaik group
     with world.group() if in_loop else contextlib.nullcontext():
         csim = world.start(SIMULATORS["community"][0], sim_id=SIM_IDS["community"], **common,
                            load_sigma=load_sigma, pv_sigma=pv_sigma, seed=seed,
-                           track_exchange=track_exchange)
+                           track_exchange=track_exchange,
+                           initial_energy_mwh=state.get("E_batteries[MWh]"))
         msim = world.start(SIMULATORS["market"][0], sim_id=SIM_IDS["market"], **common,
                            method=method, pricing=pricing, admm=admm, **(solver or {}),
                            out=None if out is None else f"{out}/{CLEARINGS_FOLDER}",
-                           clearing=clearing or None)
+                           clearing=clearing or None,
+                           units_output_before_mw=next(iter(state.get("P_gen[MW]", {})
+                                                            .values()), None))
     communities = {c.name: csim.Community(name=c.name) for c in the_case.communities}
     market = msim.MarketOperator()
     system = System(communities=communities, market=market,
@@ -155,19 +171,28 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                     step=step, case_name=the_case.name, vm_bands=the_case.voltage_bands())
     if grid:
         _start_grid(world, system, common)
-    _connect(world, system, the_case, in_loop)
+    _connect(world, system, the_case, in_loop, state)
     if out is not None:
-        _add_recorder(world, system, the_case, str(out),
+        _add_recorder(world, system, str(out), start or the_case.timeline[0].isoformat(),
                       flush_every=round(the_case.horizon_h * 3600 / time_resolution))
     return system
 
 
-def _checked_case(case, case_options: dict, days: int, clearing: dict) -> Case:
+def _checked_case(case, case_options: dict, days: int, clearing: dict,
+                  start: str | None) -> Case:
     """The case, with the run's length and clearing rule checked before anything starts."""
     the_case = load_case(case, **case_options)
-    if not 1 <= days <= len(the_case.days):
-        raise CaseError(the_case.source or the_case.name, "days",
-                        f"{days} horizons asked, the case has {len(the_case.days)}")
+    source = the_case.source or the_case.name
+    first = 0
+    if start is not None:
+        first = the_case.timeline.get_indexer([_timestamp(start)])[0]
+        if first < 0 or first % the_case.horizon_periods:
+            raise CaseError(source, "start", f"{start} is not the start of one of the case's "
+                            f"horizons")
+    available = len(the_case.days) - first // the_case.horizon_periods
+    if not 1 <= days <= available:
+        raise CaseError(source, "days", f"{days} horizons asked, the case has {available}"
+                        + ("" if start is None else f" from {start}"))
     try:
         ClearingRule(**clearing).periods(the_case)
     except (TypeError, ValueError) as err:
@@ -185,7 +210,14 @@ def _start_grid(world, system: System, common: dict) -> None:
                     if e.type == "Bus"}
 
 
-def _connect(world, system: System, the_case: Case, in_loop: bool) -> None:
+def _timestamp(value):
+    try:
+        return pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return pd.NaT
+
+
+def _connect(world, system: System, the_case: Case, in_loop: bool, state: dict) -> None:
     """Schedules to the communities, their measured state back (time-shifted), their
     withdrawals and the operator's dispatch to the grid."""
     for c in the_case.communities:
@@ -196,11 +228,13 @@ def _connect(world, system: System, the_case: Case, in_loop: bool) -> None:
         else:
             world.connect(port, community, "schedule")
         initial = {str(k): float(v) for k, v in c.batteries["e_init_mwh"].items()}
+        measured = {"E_batteries[MWh]": initial, "E_batteries_planned[MWh]": initial,
+                    "shiftable_done": {}}
+        for attr in measured:  # a resumed run's state at the end of the period before
+            if c.name in state.get(attr, {}):
+                measured[attr] = state[attr][c.name]
         world.connect(community, port, "E_batteries[MWh]", "E_batteries_planned[MWh]",
-                      "shiftable_done", time_shifted=True,
-                      initial_data={"E_batteries[MWh]": initial,
-                                    "E_batteries_planned[MWh]": initial,
-                                    "shiftable_done": {}})
+                      "shiftable_done", time_shifted=True, initial_data=measured)
         if system.grid is not None:
             world.connect(community, system.feeders[c.name], "P_lv[MW]", "Q_lv[MVar]")
     if system.grid is not None:
@@ -208,11 +242,10 @@ def _connect(world, system: System, the_case: Case, in_loop: bool) -> None:
                       "P_pv_plant[MW]")
 
 
-def _add_recorder(world, system: System, the_case: Case, out: str, flush_every: int) -> None:
+def _add_recorder(world, system: System, out: str, start: str, flush_every: int) -> None:
     """The recorder, with what it takes of every entity (:func:`_record`)."""
-    rsim = world.start(RECORDER[0], sim_id="record", out=out,
-                       start=the_case.timeline[0].isoformat(), step=system.step,
-                       flush_every=flush_every)
+    rsim = world.start(RECORDER[0], sim_id=RECORDER_SID, out=out, start=start,
+                       step=system.step, flush_every=flush_every)
     recorder = system.recorder = rsim.Recorder()
     for name, community in system.communities.items():
         world.connect(community, recorder, *_record(attributes(
@@ -233,37 +266,3 @@ def _record(attrs: list[str]) -> list[str]:
     """What the recorder takes: everything but horizons and per-LV-bus withdrawals."""
     return [a for a in attrs
             if a not in ("forecast_P[MW]", "P_lv[MW]", "Q_lv[MVar]", "admm_reply")]
-
-
-def run_world(world, until: int, *, step: int | None = None, progress: bool = False) -> None:
-    """Run ``world`` until ``until``; raise :class:`SimulationError` if a simulator failed.
-
-    mosaik logs, but does not raise, the failure of a simulator in another process; this
-    catches that log record and, given the simulators' ``step``, also checks that every
-    simulator reached the last step before ``until``.
-    """
-    from loguru import logger
-
-    errors: list[str] = []
-    sink = logger.add(lambda m: errors.append(str(m.record["message"])), level="ERROR",
-                      filter="mosaik", format="{message}")
-    logger.enable("mosaik")
-    try:
-        world.run(until=until, print_progress=progress)
-    finally:
-        logger.remove(sink)
-        logger.disable("mosaik")
-    stopped = [] if step is None else _stopped_early(world, until - step)
-    if stopped:
-        errors.append(f"simulators that stopped before time {until - step}: "
-                      f"{', '.join(stopped)}")
-    if errors:
-        raise SimulationError("; ".join(errors))
-
-
-def _stopped_early(world, last_step: int) -> list[str]:
-    """Simulators that did not step at ``last_step`` (mosaik's runners; [] if unknown)."""
-    runners = getattr(getattr(world, "_async_world", None), "_get_sim_runners", None)
-    if runners is None:
-        return []
-    return [sid for sid, r in runners().items() if r.last_step.time < last_step]

@@ -33,6 +33,9 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
         Relative forecast errors of realised load and PV (:class:`ForecastError`).
     track_exchange
         Batteries absorb each step's imbalance within their limits.
+    initial_energy_mwh
+        Battery energy at ``start`` per community and battery (``{community: {battery:
+        MWh}}``; default the case's): a resumed run's measured state.
     """
 
     def __init__(self):
@@ -44,13 +47,15 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
         self.operated: dict[str, int] = {}
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
-             load_sigma=0.1, pv_sigma=0.15, seed=0, track_exchange=True):
+             load_sigma=0.1, pv_sigma=0.15, seed=0, track_exchange=True,
+             initial_energy_mwh=None):
         self.sid = sid
         self.case = open_case(case, case_options)
         self.clock = Clock(self.case, time_resolution, start)
         self.error = ForecastError(float(load_sigma), float(pv_sigma), int(seed))
         self.track_exchange = bool(track_exchange)
         self.by_name = {c.name: c for c in self.case.communities}
+        self.initial_energy_mwh = dict(initial_energy_mwh or {})
         return self.meta
 
     def create(self, num_entities, model, name=None):
@@ -68,6 +73,8 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
             self.ops[n] = CommunityOperation(self.by_name[n], self.case.community_settings,
                                              error=self.error,
                                              track_exchange=self.track_exchange)
+            if n in self.initial_energy_mwh:
+                self.ops[n].set_energy(self.initial_energy_mwh[n])
             out.append({"eid": n, "type": model})
         return out
 

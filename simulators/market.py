@@ -52,6 +52,8 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         day's start.
     out
         Folder that receives every clearing's result as soon as it is done.
+    units_output_before_mw
+        The units' output in the period before ``start`` (``{unit: MW}``; a resumed run's).
     """
 
     def __init__(self):
@@ -67,7 +69,7 @@ class MarketSimulator(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
              method="exact", pricing="dlmp", mip_rel_gap=1e-4, time_limit_s=None,
-             threads=None, admm=None, out=None, clearing=None):
+             threads=None, admm=None, out=None, clearing=None, units_output_before_mw=None):
         self.sid = sid
         self.case = open_case(case, case_options)
         self.clock = Clock(self.case, time_resolution, start)
@@ -82,7 +84,8 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         rule = ClearingRule(**(clearing or {}))
         self.operator = MarketOperator(self.case, method, pricing, options=options,
                                        admm=_admm_kwargs(admm), out=out, rule=rule,
-                                       start=self.clock.start)
+                                       start=self.clock.start,
+                                       units_output_before_mw=units_output_before_mw)
         return self.meta
 
     def create(self, num_entities, model):

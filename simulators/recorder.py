@@ -5,8 +5,11 @@ go to ``<sim>.csv`` (one row per step and entity, one column per attribute; enti
 ids ``kind-name`` to ``<sim>_<kind>.csv``); dicts (per bus,
 per unit, per battery) go to ``<sim>__<attribute>.csv`` (time, entity, key, value); horizons
 are left to the market operator's own clearing files. Rows of a day are appended to disk at
-the day's last step, before the next day's clearing starts, and the rest when mosaik
-finalises the run, so a run killed at any moment keeps every finished day.
+the day's last step, before the next day's clearing starts, and then committed
+(``recorded.json``: the time up to which every table is complete, and each table's size;
+:mod:`mosaik_bilevel.results.run_folder`); the rest is appended, uncommitted, when mosaik
+finalises the run. A run killed at any moment keeps every finished day, and a torn one is cut
+off when the run is resumed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import mosaik_api_v3
 import pandas as pd
 
 from mosaik_bilevel.results.files import recorder_file, recorder_table
+from mosaik_bilevel.results.run_folder import commit_tables
 
 META = {"api_version": "3.0", "type": "time-based",
         "models": {"Recorder": {"public": True, "params": [], "attrs": [],
@@ -32,6 +36,7 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         self.rows: dict[str, list[dict]] = {}
         self.dict_rows: dict[str, list[dict]] = {}
         self.columns: dict[str, list[str]] = {}
+        self.written: set[str] = set()
 
     def init(self, sid, time_resolution=1.0, *, out, start, step, flush_every=None):
         self.sid = sid
@@ -47,7 +52,7 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         return [{"eid": f"recorder-{i}", "type": model} for i in range(num_entities)]
 
     def step(self, time, inputs, max_advance):
-        ts = (self.start + pd.Timedelta(seconds=time * self.resolution)).isoformat()
+        ts = self._timestamp(time).isoformat()
         current: dict[tuple[str, str], dict] = {}
         for values in inputs.values():
             for attr, sources in values.items():
@@ -68,7 +73,11 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
         if following // self.flush_every > time // self.flush_every:
             # the period's last step: on disk now, before the next period's clearing runs
             self.flush()
+            commit_tables(self.out, self._timestamp(following), sorted(self.written))
         return following
+
+    def _timestamp(self, time: int) -> pd.Timestamp:
+        return self.start + pd.Timedelta(seconds=time * self.resolution)
 
     def get_data(self, outputs):
         return {}
@@ -79,21 +88,31 @@ class RecorderSimulator(mosaik_api_v3.Simulator):
             if not rows:
                 continue
             frame = pd.DataFrame(rows)
+            path = self.out / f"{recorder_file(sim)}.csv"
             cols = self.columns.get(sim)
-            if cols is None:
-                cols = ["time", "entity", *sorted(c for c in frame.columns
-                                                  if c not in ("time", "entity"))]
+            if cols is None:  # a table's columns never change, in a resumed run neither
+                cols = _header(path) or ["time", "entity", *sorted(
+                    c for c in frame.columns if c not in ("time", "entity"))]
                 self.columns[sim] = cols
             frame = frame.sort_values(["time", "entity"]).reindex(columns=cols)
-            _append(self.out / f"{recorder_file(sim)}.csv", frame)
+            _append(path, frame)
+            self.written.add(f"{recorder_file(sim)}.csv")
         for stem, rows in self.dict_rows.items():
             if rows:
                 _append(self.out / f"{stem}.csv", pd.DataFrame(rows))
+                self.written.add(f"{stem}.csv")
         self.rows = {k: [] for k in self.rows}
         self.dict_rows = {k: [] for k in self.dict_rows}
 
     def finalize(self):
         self.flush()
+
+
+def _header(path: Path) -> list[str] | None:
+    """The columns of a table on disk (None if there is none)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    return list(pd.read_csv(path, nrows=0).columns)
 
 
 def _append(path: Path, frame: pd.DataFrame) -> None:

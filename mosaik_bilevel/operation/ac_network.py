@@ -220,6 +220,10 @@ class ACNetwork:
         net.load.iloc[pos, net.load.columns.get_loc("p_mw")] = _aligned(p_mw, idx)
         net.load.iloc[pos, net.load.columns.get_loc("q_mvar")] = _aligned(q_mvar, idx)
 
+    def restart(self) -> None:
+        """Start the next power flow from scratch (a DC initial point), not the last one's."""
+        self._recycle = False
+
     def run(self) -> ACStep:
         """Run the power flow on the injections set; see :class:`ACStep`."""
         net = self.net

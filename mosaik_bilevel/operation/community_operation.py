@@ -198,6 +198,16 @@ class CommunityOperation:
         self._next: int | None = None  # timeline position of the next period to operate
         self._pending: dict[int, np.ndarray] = {}  # schedules accepted before their start
 
+    def set_energy(self, energy_mwh: dict) -> None:
+        """Set the batteries' measured energy (``{battery: MWh}``; e.g. a resumed run's)."""
+        given = pd.Series({str(k): float(v) for k, v in energy_mwh.items()}, dtype=float)
+        names = self.e_mwh.index.astype(str)
+        unknown = sorted(set(given.index) - set(names))
+        if unknown:
+            raise ValueError(f"community {self.community.name}: no battery {unknown}")
+        self.e_mwh = pd.Series([given.get(n, e) for n, e in zip(names, self.e_mwh, strict=True)],
+                               index=self.e_mwh.index, dtype=float)
+
     # -- planning ---------------------------------------------------------------------------
     def accept(self, start, p_ex_mw) -> DeviceSchedule | None:
         """Take an exchange schedule from ``start``; dispatch the devices to meet it.

@@ -29,11 +29,21 @@ from ..errors import MosaikBilevelError
 from ..methods.exact import Solver
 from ..methods.ldd_admm import solve_ldd_admm
 from ..methods.registry import CLEARING_METHODS, method_name
-from ..results.files import CLEARING_FOLDER_FORMAT
+from ..results.files import CLEARING_FOLDER_FORMAT, SUMMARY_FILE
 from ..results.result import SolveResult
+from ..results.run_folder import atomic_folder, write_json
 from ..solvers.highs import SolverOptions
 
 log = logging.getLogger(__name__)
+
+#: What runs in the periods of a failed clearing (either method): no new schedule is sent;
+#: each community keeps the latest schedule that covers the period (a rolling clearing's
+#: earlier look-ahead), else runs on its own forecast with batteries idle, rooftop PV
+#: uncurtailed and shiftable loads off; the MV units and plants keep the covering dispatch,
+#: else get no set-point, and the upstream grid balances.
+FALLBACK = ("no new schedule: the latest schedule covering a period stays in force; without "
+            "one, communities run on their own forecast (batteries idle, shiftable loads off), "
+            "MV units get no set-point and the upstream grid balances")
 
 
 @dataclass(frozen=True)
@@ -152,12 +162,16 @@ class MarketOperator:
     start
         The first delivery start (default the case's first period): where the simulation
         starts.
+    units_output_before_mw
+        The conventional units' output in the period before ``start`` (``{unit: MW}``), for
+        the first clearing's ramps: what a resumed simulation recorded (default: the case's
+        initial output).
     """
 
     def __init__(self, case: Case, method: str = "exact", pricing: str = "dlmp", *,
                  options: SolverOptions | None = None, admm: dict | None = None,
                  out: str | Path | None = None, rule: ClearingRule | None = None,
-                 start=None):
+                 start=None, units_output_before_mw: dict | None = None):
         method = method_name(method, CLEARING_METHODS)
         self.case, self.method, self.pricing = case, method, pricing
         self.options = options or SolverOptions()
@@ -166,6 +180,8 @@ class MarketOperator:
         self.rule = rule or ClearingRule()
         self.clearings: list[Clearing] = []
         self._solver = None
+        self._units_before = (None if units_output_before_mw is None else
+                              pd.Series(units_output_before_mw, dtype=float))
         interval, self._lookahead, lead = self.rule.periods(case)
         timeline = case.timeline
         first = 0 if start is None else timeline.get_indexer([pd.Timestamp(start)])[0]
@@ -215,16 +231,32 @@ class MarketOperator:
         except MosaikBilevelError as err:  # a failed clearing is reported, not raised
             clearing = Clearing(start, "error", f"{type(err).__name__}: {err}",
                                 getattr(err, "result", None), time.perf_counter() - t0)
-            log.warning("clearing from %s failed: %s", start, clearing.message)
-            self.clearings.append(clearing)
-            return clearing
-        clearing = self._lookups(start, result, time.perf_counter() - t0)
+        else:
+            clearing = self._lookups(start, result, time.perf_counter() - t0)
+        if not clearing.ok:
+            log.warning("clearing from %s failed (%s): %s; %s", start, clearing.status,
+                        clearing.message, FALLBACK)
         self.clearings.append(clearing)
         if self.out is not None:
-            folder = self.out / start.strftime(CLEARING_FOLDER_FORMAT)
-            if result is not None:
-                result.write(folder)
+            self._write(clearing)
         return clearing
+
+    def _write(self, clearing: Clearing) -> None:
+        """The clearing's folder, all of it or nothing; a failed clearing with its status,
+        reason and the fallback that ran instead."""
+        folder = self.out / clearing.start.strftime(CLEARING_FOLDER_FORMAT)
+        with atomic_folder(folder) as tmp:
+            if clearing.result is not None:
+                clearing.result.write(tmp)
+                summary = clearing.result.summary()
+            else:
+                summary = {"case": self.case.name, "method": self.method,
+                           "pricing": self.pricing, "start": clearing.start.isoformat(),
+                           "times_s": {"total": clearing.wall_s}}
+            summary.update(status=str(clearing.status), message=clearing.message,
+                           scheduled=clearing.ok,
+                           fallback=None if clearing.ok else FALLBACK)
+            write_json(tmp / SUMMARY_FILE, summary)
 
     # -- internals --------------------------------------------------------------------------
     def _solve(self, start, state: dict, backend=None) -> SolveResult:
@@ -242,6 +274,8 @@ class MarketOperator:
         for c in reversed(self.clearings):
             if c.ok and c.p_gen is not None and before in c.p_gen.index:
                 return c.p_gen.loc[before]
+        if self._units_before is not None and not self.clearings:
+            return self._units_before
         return None
 
     def _lookups(self, start, result: SolveResult, wall: float) -> Clearing:

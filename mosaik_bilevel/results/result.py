@@ -277,13 +277,22 @@ class SolveResult:
         return {k: out[k] for k in SOLVE_TABLES if out.get(k) is not None}
 
     def write(self, folder) -> Path:
-        """Write ``summary.json`` and one CSV per table into ``folder``."""
+        """Write ``summary.json`` and one CSV per table into ``folder``.
+
+        A table of an earlier solve that this result does not have (say ``ac.csv`` of a run
+        with the AC check, in a folder now written without it) is removed, so that the folder
+        holds one result only.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        tables = self.tables()
+        for name in SOLVE_TABLES:
+            if name not in tables:
+                (folder / f"{name}.csv").unlink(missing_ok=True)
+        for name, table in tables.items():
+            table.to_csv(folder / f"{name}.csv", index=False)
         (folder / SUMMARY_FILE).write_text(json.dumps(self.summary(), indent=2,
                                                       allow_nan=False))
-        for name, table in self.tables().items():
-            table.to_csv(folder / f"{name}.csv", index=False)
         return folder
 
     def __repr__(self) -> str:

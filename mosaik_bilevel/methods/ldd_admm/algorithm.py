@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ...data.case import Case
+from ...errors import ModelError
 from ...model.tariff import tariff_payments
 from ...results.assembly import fill_solution
 from ...results.result import AdmmDiagnostics, ResultStatus, SolveResult
@@ -182,14 +183,17 @@ def solve_ldd_admm(
         coordinator = _open(case, pricing, periods, backend, state, step_options,
                             agent_options, opts)
         run.times["startup"] = time.perf_counter() - t0
-        run.start(backend)
-        for k in range(1, opts.max_iterations + 1):
-            if _iterate(k, run, backend, coordinator, opts):
-                run.converged = True
-                break
-            if opts.adapt_rho:
-                _adapt_rho(k, run, opts)
-        chosen = _choose(run, backend)
+        try:
+            run.start(backend)
+            for k in range(1, opts.max_iterations + 1):
+                if _iterate(k, run, backend, coordinator, opts):
+                    run.converged = True
+                    break
+                if opts.adapt_rho:
+                    _adapt_rho(k, run, opts)
+            chosen = _choose(run, backend)
+        except CommunityInfeasible as err:  # a reported outcome, as for the exact method
+            run.failure, chosen = str(err), None
         result = _result(case, pricing, periods, backend, coordinator, chosen, run)
         if compare is not None and chosen is not None:
             t0 = time.perf_counter()
@@ -264,6 +268,7 @@ class _Iterations:
     hold: int = 0  # no forced increase of ρ before this iteration (one per stall window)
     monotone: bool = False  # after the first stall ρ never decreases again
     converged: bool = False
+    failure: str = ""  # why no iterate exists (a community without a feasible dispatch)
     history: list[dict] = field(default_factory=list)
     iterates: list[Iterate] = field(default_factory=list)
     times: dict = field(default_factory=lambda: {
@@ -378,11 +383,17 @@ def _plain(values) -> dict | None:
     return {str(k): float(v) for k, v in dict(values).items()}
 
 
+class CommunityInfeasible(ModelError):
+    """A community's step found no dispatch (e.g. from its measured battery state)."""
+
+
 def _check_replies(replies: dict) -> None:
     failed = [n for n, r in replies.items() if r.get("x") is None]
     if failed:
-        raise RuntimeError(f"the community step failed for {failed}: "
-                           f"{[replies[n].get('status') for n in failed]}")
+        raise CommunityInfeasible(
+            "no feasible dispatch for community " + ", ".join(
+                f"{n} ({replies[n].get('status')})" for n in failed)
+            + " in this horizon: the bilevel problem is infeasible from this state")
 
 
 def _result(case: Case, pricing: str, periods, backend: Backend, coordinator: Coordinator,
@@ -392,7 +403,8 @@ def _result(case: Case, pricing: str, periods, backend: Backend, coordinator: Co
     message = {"optimal": "converged",
                "not_converged": f"not converged within {len(run.history)} iterations; the "
                                 f"best consistent solution found is reported",
-               "infeasible": "no iterate's exchanges were feasible for the follower"}[status]
+               "infeasible": run.failure or "no iterate's exchanges were feasible for the "
+                                            "follower"}[status]
     result = SolveResult(case=case.name, method="ldd_admm", pricing=pricing,
                          start=str(periods[0]), periods=len(periods), step_h=case.step_h,
                          status=status, message=message, times_s=dict(run.times))
