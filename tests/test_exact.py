@@ -10,7 +10,7 @@ from mosaik_bilevel import api
 from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.cases.random_case import random_case
 from mosaik_bilevel.methods.bruteforce import enumerate_bilevel
-from mosaik_bilevel.methods.certificate import FollowerOracle, certify
+from mosaik_bilevel.methods.certificate import FollowerClaim, FollowerOracle, certify
 from mosaik_bilevel.methods.exact import Solver
 
 #: the AC check of a dispatch has its own tests (test_validation.py)
@@ -93,9 +93,10 @@ def test_high_point_relaxation_fails_the_certificate():
         case = random_case(seed)
         solver = Solver(case, "hpr", "tariff", options=TIGHT)
         result = solver.solve()
-        response = FollowerOracle().respond(solver.formulation.follower,
-                                            solver.formulation.exchanges(solver.last_x))
-        verdict = certify(result.follower_cost, response)
+        form = solver.formulation
+        response = FollowerOracle().respond(form.follower, form.exchanges(solver.last_x))
+        verdict = certify(form.follower, FollowerClaim.of(form, solver.last_x), response)
+        assert verdict.primal_feasible  # a feasible dispatch, perhaps not an optimal one
         if result.follower_cost > response.cost * (1 + 1e-5) + 1e-5:
             assert not verdict.passed
             rejected += 1

@@ -113,3 +113,57 @@ def test_matrix_form_rejects_parameters_outside_equalities():
     m.add_terms(c.ids, p.ids, 1.0)
     with pytest.raises(Exception, match="only enter equality rows"):
         matrix_form(m)
+
+
+def fixed_column_lps(count):
+    """LPs whose column ``j`` is fixed (``l = u``) where the unique optimum has it at a
+    bound with a nonzero reduced cost: the two bound rows are always tight, and stationarity
+    alone decides the dual of the column."""
+    for lp, p, p0, res, lam, _mu in lps(count):
+        form = matrix_form(lp)
+        reduced = res.col_duals[form.y_cols]
+        j = int(np.argmax(np.abs(reduced)))
+        if abs(reduced[j]) < 1e-3:
+            continue
+        value = res.x[form.y_cols[j]]
+        fixed = lp.variables["y"]
+        lo, hi = lp.arrays.col_lower[fixed.ids].copy(), lp.arrays.col_upper[fixed.ids].copy()
+        lo[j] = hi[j] = value
+        lp.set_bounds(fixed, lo, hi)
+        yield lp, p, p0, res, lam, j, abs(reduced[j])
+
+
+def test_a_fixed_column_is_an_equality_without_binary_or_big_m():
+    checked = 0
+    for lp, p, p0, _res, lam, j, reduced in fixed_column_lps(8):
+        form = matrix_form(lp)
+        rows = np.flatnonzero(form.g_source == form.y_cols[j])
+        rows = rows[np.isin(form.g_kind[rows], ("ub", "lb"))]
+        assert form.always_tight()[rows].all()
+        # a dual big-M far below the column's reduced cost: no longer a bound on it
+        m = np.full(form.G.shape[0], 1e3)
+        m[rows] = 1e-3 * reduced
+        _host, kkt, sol = kkt_point(lp, p, p0, m, True)
+        assert sol.status is SolveStatus.OPTIMAL
+        assert not np.isin(rows, kkt.kept).any() and kkt.always_tight_rows == 2
+        assert kkt.tight_partner[kkt.tight == rows[form.g_kind[rows] == "ub"][0]] >= 0
+        k_lam, k_mu = kkt.duals(sol.x)
+        np.testing.assert_allclose(k_lam, lam, atol=1e-6)
+        assert (k_mu >= 0).all() and min(k_mu[rows]) == 0.0
+        assert max(k_mu[rows]) == pytest.approx(reduced, rel=1e-6)
+        np.testing.assert_allclose(form.A.T @ k_lam - form.G.T @ k_mu, form.c, atol=1e-6)
+        cols, coefs = kkt.payment_terms()
+        assert coefs @ sol.x[cols] == pytest.approx(kkt.payment(sol.x), abs=1e-6)
+        checked += 1
+    assert checked >= 4
+
+
+def test_range_rows_enter_the_matrix_form():
+    m = LinearModel()
+    y = m.add_variables("y", (range(2),), -5, 5)
+    r = m.add_constraints("r", (range(2),), "range", ([-1.0, 2.0], [1.0, 2.0]))
+    m.add_terms(r.ids, y.ids, 1.0)
+    form = matrix_form(m)
+    assert list(form.eq_rows) == [1]  # equal sides: an equality
+    assert sorted(form.g_kind[form.g_block == "r"]) == ["ge", "le"]
+    np.testing.assert_allclose(sorted(form.h[form.g_block == "r"]), [1.0, 1.0])

@@ -13,9 +13,10 @@ For ``exact`` every solve is followed by
    exchanges (:func:`~mosaik_bilevel.methods.certificate.best_price_for_leader`); if not, the bounds
    concerned are enlarged tenfold and the problem re-solved, at most ``max_enlargements``
    times, every step logged in ``big_m_log``;
-3. *the certificate*: the follower LP alone at the found exchanges has the same cost
-   (relative ``certificate_tolerance``); a failure raises
-   :class:`~mosaik_bilevel.errors.CertificateError`.
+3. *the certificate* (:func:`~mosaik_bilevel.methods.certificate.certify`): the follower
+   dispatch is feasible, the follower LP alone at the found exchanges has the same cost
+   (relative ``certificate_tolerance``) and, in ``dlmp``, the prices are follower duals at
+   that optimum; a failure raises :class:`~mosaik_bilevel.errors.CertificateError`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..results.result import ResultStatus, SolverDiagnostics, SolveResult
 from ..solvers.highs import HighsResult, HighsSolver, SolverOptions, SolveStatus, solve_model
 from ..solvers.lazy import LazyBinaries, LazyOutcome, solve_lazily
 from .certificate import (
+    FollowerClaim,
     FollowerOracle,
     FollowerResponse,
     best_price_for_leader,
@@ -284,10 +286,10 @@ class Solver:
         """(bilevel DLMPs or None, certificate or None, follower cost) of a solution."""
         if form.kkt is not None:
             lam, _mu = form.kkt.duals(x)
-            follower_cost = form.kkt.follower_cost(x)
-            return (form.follower.dlmp_from_kkt(form.kkt.form, lam),
-                    certify(follower_cost, response, self.certificate_tolerance),
-                    follower_cost)
+            certificate = certify(form.follower, FollowerClaim.of(form, x), response,
+                                  tolerance=self.certificate_tolerance, options=self.options)
+            return (form.follower.dlmp_from_kkt(form.kkt.form, lam), certificate,
+                    form.kkt.follower_cost(x))
         if form.primal is not None:
             a = form.follower.model.arrays
             y = np.flatnonzero(~a.parameter)
@@ -331,7 +333,8 @@ class Solver:
             d.dual_big_m_min = float(m.min()) if m.size else 0.0
             d.dual_big_m_max = float(m.max()) if m.size else 0.0
             d.complementarity_pairs = int(kkt.kept.size)
-            d.complementarity_rows_dropped = int(kkt.form.G.shape[0] - kkt.kept.size)
+            d.complementarity_rows_dropped = kkt.dropped_rows
+            d.rows_always_tight = kkt.always_tight_rows
         return d
 
 

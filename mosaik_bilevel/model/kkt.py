@@ -16,6 +16,15 @@ Primal big-Ms ``Ms`` are exact: the largest slack over the model's implied box (
 arithmetic). Rows that no point of that box can make tight are *dropped* from the
 complementarity (their μ is zero). Dual big-Ms ``Mμ`` are the caller's (see
 :mod:`mosaik_bilevel.model.big_m`), because no generic value is safe.
+
+Rows that *every* point of the box makes tight (a fixed column ``l = y = u``: both its bound
+rows; a row the bounds pin to its right-hand side) need no complementarity: ``μ_i · 0 = 0``
+holds whatever ``μ_i``. They get a dual ``ν_i >= 0`` with neither binary nor big-M, and the
+two bound rows of a fixed column share one *free* dual (the difference of their two μ, which
+is all stationarity and the payment see). The box holds for every value the parameters may
+take (parameters enter equality rows only, and implied bounds cover their whole range), so
+a row found tight over it is tight whatever the leader decides. Rows that are tight only
+through the equalities, or only for some leader decisions, keep their pair.
 """
 
 from __future__ import annotations
@@ -34,8 +43,9 @@ from .linear import Constraints, LinearModel, Variables
 class MatrixForm:
     """An LP in the form ``min c'y + offset, A y = b + E p, G y <= h``.
 
-    Rows of ``G`` come first from ``<=`` rows, then negated ``>=`` rows, then finite upper
-    and lower column bounds; ``g_block`` names the block each came from (a bound row is
+    Rows of ``G`` come first from ``<=`` rows, then negated ``>=`` rows (a ``range`` row
+    gives one of each, or an equality when its sides are equal), then finite upper and lower
+    column bounds; ``g_block`` names the block each came from (a bound row is
     named ``"<variable block>.ub"`` or ``".lb"``) and ``g_source`` is its row (or column)
     in the source model.
     """
@@ -60,6 +70,28 @@ class MatrixForm:
     def n_y(self) -> int:
         return self.y_cols.size
 
+    def always_tight(self) -> np.ndarray:
+        """Rows of ``G`` whose slack is zero at every point of the box (a mask)."""
+        _smin, smax = self.slack_range()
+        return smax <= 1e-9 * (1.0 + np.abs(self.h))
+
+    def opposite_rows(self, rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows``, the row among them that bounds the same expression from the
+        other side with the same value (``G_j = -G_i``, ``h_j = -h_i``: the lower bound of a
+        fixed column, the ``>=`` half of a range row with equal sides), or -1."""
+        rows = np.asarray(rows, dtype=np.int64)
+        partner = np.full(rows.size, -1, dtype=np.int64)
+        kind = self.g_kind[rows]
+        family = np.isin(kind, ("ub", "lb")).astype(np.int64)
+        upper = np.isin(kind, ("ub", "le"))
+        lower_at = {(f, s): r for f, s, r, up in zip(family, self.g_source[rows], rows, upper,
+                                                     strict=True) if not up}
+        for i, (f, src, r) in enumerate(zip(family, self.g_source[rows], rows, strict=True)):
+            j = lower_at.get((f, src)) if upper[i] else None
+            if j is not None and self.h[j] == -self.h[r]:
+                partner[i] = j
+        return partner
+
     def slack_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Smallest and largest slack ``h - G y`` of each row of ``G`` over the box."""
         lo, hi = self.y_box
@@ -72,7 +104,7 @@ class MatrixForm:
 
 
 def _row_senses(model: LinearModel) -> np.ndarray:
-    sense = np.empty(model.n_rows, dtype="<U2")
+    sense = np.empty(model.n_rows, dtype="<U5")
     for block in model.constraints.values():
         sense[block.ids.ravel()] = block.sense
     return sense
@@ -101,7 +133,11 @@ def matrix_form(model: LinearModel) -> MatrixForm:
     p_cols = np.flatnonzero(a.parameter)
     m = a.matrix.tocsr()
     sense = _row_senses(model)
-    eq, le, ge = (np.flatnonzero(sense == s) for s in ("==", "<=", ">="))
+    lo_row, hi_row = a.row_lower, a.row_upper
+    ranged = sense == "range"
+    eq = np.flatnonzero((sense == "==") | (ranged & (lo_row == hi_row)))
+    le = np.flatnonzero((sense == "<=") | (ranged & (lo_row != hi_row) & np.isfinite(hi_row)))
+    ge = np.flatnonzero((sense == ">=") | (ranged & (lo_row != hi_row) & np.isfinite(lo_row)))
     my, mp = m[:, y_cols], m[:, p_cols]
     if mp[np.concatenate([le, ge])].nnz:
         raise ModelError(f"{model.name}: parameters may only enter equality rows")
@@ -187,7 +223,13 @@ def embed(host: LinearModel, source: LinearModel, parameters: dict[str, np.ndarr
 
 @dataclass
 class KKTSystem:
-    """The KKT conditions of an embedded LP, as added to a host model."""
+    """The KKT conditions of an embedded LP, as added to a host model.
+
+    The rows of ``G`` fall into three groups: ``kept`` rows have a complementarity pair
+    (``mu``, ``beta``) and a dual big-M; ``tight`` rows (always tight) have a dual ``nu``
+    with neither, free where ``tight_partner`` names the opposite row it stands for too;
+    the rest can never bind and have a zero dual.
+    """
 
     form: MatrixForm
     primal: Embedding
@@ -202,6 +244,19 @@ class KKTSystem:
     stationarity: Constraints
     dual_bound_rows: Constraints
     slack_rows: Constraints
+    tight: np.ndarray  # rows of G tight at every feasible point: dual ν, no β, no big-M
+    tight_partner: np.ndarray  # per tight row: its opposite row (ν free) or -1 (ν >= 0)
+    nu: Variables
+
+    @property
+    def always_tight_rows(self) -> int:
+        """How many rows of ``G`` are treated as equalities (partners included)."""
+        return int(self.tight.size + (self.tight_partner >= 0).sum())
+
+    @property
+    def dropped_rows(self) -> int:
+        """How many rows of ``G`` can never bind (their dual is zero)."""
+        return int(self.form.G.shape[0] - self.kept.size - self.always_tight_rows)
 
     def follower_cost(self, x: np.ndarray) -> float:
         """``c'y + offset`` at a host solution."""
@@ -209,8 +264,9 @@ class KKTSystem:
 
     def payment_terms(self) -> tuple[np.ndarray, np.ndarray]:
         """Host columns and coefficients of ``c'y - λ'b + μ'h`` (= ``λ'E p`` at a KKT point)."""
-        cols = np.concatenate([self.y, self.lam.ids, self.mu.ids])
-        coefs = np.concatenate([self.form.c, -self.form.b, self.form.h[self.kept]])
+        cols = np.concatenate([self.y, self.lam.ids, self.mu.ids, self.nu.ids])
+        coefs = np.concatenate([self.form.c, -self.form.b, self.form.h[self.kept],
+                                self.form.h[self.tight]])
         return cols, coefs
 
     def payment(self, x: np.ndarray) -> float:
@@ -218,9 +274,14 @@ class KKTSystem:
         return float(x[self.lam.ids] @ (self.form.E @ x[self.p]))
 
     def duals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """λ (per equality row) and μ (per row of G; zero for dropped rows)."""
+        """λ (per equality row) and μ >= 0 (per row of G; zero for dropped rows; a free ν
+        of a pair of opposite rows is split into its positive and negative part)."""
         mu = np.zeros(self.form.G.shape[0])
         mu[self.kept] = x[self.mu.ids]
+        nu = x[self.nu.ids]
+        mu[self.tight] = np.maximum(nu, 0.0)
+        paired = self.tight_partner >= 0
+        mu[self.tight_partner[paired]] = np.maximum(-nu[paired], 0.0)
         return x[self.lam.ids], mu
 
     def set_dual_big_m(self, host: LinearModel, values: np.ndarray) -> None:
@@ -228,6 +289,19 @@ class KKTSystem:
         values = np.asarray(values, dtype=float)
         host.add_terms(self.dual_bound_rows.ids, self.beta.ids, -(values - self.dual_big_m))
         self.dual_big_m = values.copy()
+
+
+def _tight_rows(form: MatrixForm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(always-tight rows, the rows among them that carry a dual, their partner or -1).
+
+    Of two opposite always-tight rows only the upper one carries a dual (free); the lower
+    one's dual is that dual's negative part.
+    """
+    rows = np.flatnonzero(form.always_tight())
+    partner = form.opposite_rows(rows)
+    stands_for = set(partner[partner >= 0].tolist())
+    own = np.array([r not in stands_for for r in rows], dtype=bool)
+    return rows, rows[own], partner[own]
 
 
 def add_kkt(
@@ -249,7 +323,8 @@ def add_kkt(
         One value per row of ``G`` of ``matrix_form(source)``, or a callable taking that
         form and returning them.
     tighten
-        Drop rows that can never bind from the complementarity.
+        Drop rows that can never bind from the complementarity. Rows that are always
+        tight are treated as equalities either way.
     """
     form = matrix_form(source)
     primal = embed(host, source, parameters, prefix=prefix)
@@ -259,10 +334,12 @@ def add_kkt(
         np.asarray(dual_big_m, dtype=float), n_in)
 
     smin, smax = form.slack_range()
+    always, tight, partner = _tight_rows(form)
+    pair = np.ones(n_in, dtype=bool)
+    pair[always] = False
     if tighten:
-        kept = np.flatnonzero(~(smin > 1e-9 * (1.0 + np.abs(form.h))))
-    else:
-        kept = np.arange(n_in)
+        pair &= ~(smin > 1e-9 * (1.0 + np.abs(form.h)))
+    kept = np.flatnonzero(pair)
     primal_m = smax[kept]
     if not np.all(np.isfinite(primal_m)):
         bad = kept[~np.isfinite(primal_m)][0]
@@ -276,14 +353,18 @@ def add_kkt(
     lam = host.add_variables(f"{prefix}.lambda", (eq_index,))
     mu = host.add_variables(f"{prefix}.mu", (kept_index,), 0.0)
     beta = host.add_variables(f"{prefix}.beta", (kept_index,), 0.0, 1.0, integer=True)
+    nu = host.add_variables(f"{prefix}.nu", (pd.Index(tight, name="row"),),
+                            np.where(partner >= 0, -np.inf, 0.0))
 
-    # stationarity: A'λ - G'μ = c
+    # stationarity: A'λ - G'μ - G'ν = c
     stat = host.add_constraints(f"{prefix}.stationarity", (pd.RangeIndex(form.n_y),), "==",
                                 form.c)
     at = form.A.tocoo()
     host.add_terms(stat.ids[at.col], lam.ids[at.row], at.data)
     gk = form.G[kept].tocoo()
     host.add_terms(stat.ids[gk.col], mu.ids[gk.row], -gk.data)
+    gt = form.G[tight].tocoo()
+    host.add_terms(stat.ids[gt.col], nu.ids[gt.row], -gt.data)
 
     # μ_i <= Mμ_i β_i   and   h_i - G_i y <= Ms_i (1 - β_i)
     dual_rows = host.add_constraints(f"{prefix}.dual_bound", (kept_index,), "<=", 0.0)
@@ -296,5 +377,6 @@ def add_kkt(
     return KKTSystem(
         form=form, primal=primal, y=y, p=p, lam=lam, mu=mu, beta=beta, kept=kept,
         primal_big_m=primal_m, dual_big_m=dual_m, stationarity=stat,
-        dual_bound_rows=dual_rows, slack_rows=slack_rows,
+        dual_bound_rows=dual_rows, slack_rows=slack_rows, tight=tight,
+        tight_partner=partner, nu=nu,
     )

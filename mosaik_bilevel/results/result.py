@@ -56,7 +56,16 @@ def _plain(value) -> float | None:
 
 @dataclass(frozen=True)
 class Certificate:
-    """Outcome of the follower-optimality check of a single-level solution."""
+    """Outcome of the certificate of a single-level solution's follower side.
+
+    It passes when the follower dispatch satisfies the follower's constraints
+    (``primal_violation <= feasibility_tolerance``), its cost ``follower_cost`` equals the
+    follower LP's optimum ``follower_cost_lp`` (``relative_error <= tolerance``) and, where
+    the leader is settled at the follower's duals (``dlmp``), the prices are follower duals
+    at that optimum (``price_distance <= price_tolerance``, per MWh; None in ``tariff``).
+    ``price_at`` and ``price_range`` name the worst price and the range LP duality allows
+    there when the price check fails.
+    """
 
     passed: bool
     follower_cost: float
@@ -64,14 +73,39 @@ class Certificate:
     relative_error: float
     tolerance: float
     message: str
+    primal_violation: float = math.nan
+    primal_violation_at: str | None = None
+    feasibility_tolerance: float = math.nan
+    price_range_ok: bool | None = None
+    price_distance: float | None = None
+    price_tolerance: float | None = None
+    price_at: str | None = None
+    price_range: tuple[float, float] | None = None
+
+    @property
+    def primal_feasible(self) -> bool:
+        return bool(self.primal_violation <= self.feasibility_tolerance)
 
     def as_dict(self) -> dict:
+        def opt(v):
+            return None if v is None else _plain(v)
+
         return {
             "passed": bool(self.passed),
             "follower_cost": _plain(self.follower_cost),
             "follower_cost_lp": _plain(self.follower_cost_lp),
             "relative_error": _plain(self.relative_error),
             "tolerance": float(self.tolerance),
+            "primal_feasible": self.primal_feasible,
+            "primal_violation": _plain(self.primal_violation),
+            "primal_violation_at": self.primal_violation_at,
+            "feasibility_tolerance": _plain(self.feasibility_tolerance),
+            "price_range_ok": self.price_range_ok,
+            "price_distance": opt(self.price_distance),
+            "price_tolerance": opt(self.price_tolerance),
+            "price_at": self.price_at,
+            "price_range": None if self.price_range is None else [
+                _plain(v) for v in self.price_range],
             "message": self.message,
         }
 
@@ -104,6 +138,8 @@ class SolverDiagnostics(_Record):
     dual_big_m_max: float | None = None
     complementarity_pairs: int | None = None
     complementarity_rows_dropped: int | None = None
+    #: rows tight at every feasible point: equalities, no binary and no dual big-M
+    rows_always_tight: int | None = None
 
 
 @dataclass
