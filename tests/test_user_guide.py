@@ -108,6 +108,7 @@ def test_every_command_and_block_runs(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # every paper command of the docs, each up to 600 s
 def test_every_paper_command_runs(tmp_path):
     selected = [(k, t) for k, t in blocks() if _is_paper(k, t)]
     assert selected and _run(selected, tmp_path) == len(selected)
