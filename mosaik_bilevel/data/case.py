@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import CaseError
 from .guard import SAFE_NAME
-from .network import RadialNetwork, radial_network
+from .network import VOLTAGE_MISMATCH, RadialNetwork, radial_network
 from .schema import (
     BATTERIES,
     GENERATORS,
@@ -41,10 +41,6 @@ PRICE_NAMES = ("upstream_per_mwh", "tariff_buy_per_mwh", "tariff_sell_per_mwh")
 MIN_STEP_MINUTES, MAX_STEP_MINUTES = 1.0, 1440.0
 MAX_HORIZON_HOURS = 8784.0
 MAX_POLYGON_SIDES = 64
-#: An LV transformer's rated voltage may differ from the nominal voltage of the bus it
-#: connects to by at most this fraction (beyond it the AC power flow meets a feeder at a
-#: voltage far from its nominal one).
-VOLTAGE_MISMATCH = 0.10
 
 
 @dataclass(frozen=True)

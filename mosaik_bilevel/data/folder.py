@@ -165,7 +165,9 @@ def _read_times(cells: pd.Series, src: str) -> pd.DatetimeIndex:
                                      f"{len(text[long].iloc[0])} characters (at most "
                                      f"{guard.MAX_TIME_CELL_CHARS})")
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(cells), name="time")
+        with warnings.catch_warnings():  # "could not infer format": the cells say it all
+            warnings.simplefilter("ignore", UserWarning)
+            index = pd.DatetimeIndex(pd.to_datetime(cells), name="time")
     except (ValueError, TypeError, OverflowError) as exc:
         raise CaseError(src, "time", f"not readable as timestamps ({exc})") from None
     if index.hasnans:

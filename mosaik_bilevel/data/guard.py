@@ -104,7 +104,8 @@ def checked_file(path: Path, src: str, field: str, *, limit: int = MAX_FILE_BYTE
     except FileNotFoundError:
         raise CaseError(src, field, f"file not found: {path}") from None
     except (OSError, ValueError) as exc:
-        raise CaseError(src, field, f"cannot read {path}: {exc}") from None
+        raise CaseError(src, field, f"cannot read {_cut(str(path))}: "
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
     if not stat.S_ISREG(info.st_mode):
         raise CaseError(src, field, f"{path} is not a regular file")
     if info.st_size > limit:
@@ -118,23 +119,28 @@ def confined_file(folder: Path, name, src: str, field: str, *, confine: bool = T
     with ``confine`` (the default) it must lie inside ``folder`` once ``..`` and symbolic
     links are resolved."""
     if not isinstance(name, str) or not name.strip():
-        raise CaseError(src, field, f"must be a file name, got {name!r}")
+        raise CaseError(src, field, f"must be a file name, got {_cut(repr(name))}")
     if "\x00" in name:
         raise CaseError(src, field, "a file name cannot hold a NUL character")
     path = folder / name
-    if confine:
-        root = folder.resolve()
-        try:
-            inside = path.resolve().is_relative_to(root)
-        except (OSError, RuntimeError) as exc:  # e.g. a symbolic link loop
-            raise CaseError(src, field, f"cannot resolve {name!r}: {exc}") from None
-        if not inside:
-            raise CaseError(src, field, f"{name!r} lies outside the case folder: files must "
-                                        f"be inside it (after '..' and symbolic links)")
-    if not path.exists():
-        raise CaseError(src, field, f"file not found: {name}")
+    try:
+        if confine and not path.resolve().is_relative_to(folder.resolve()):
+            raise CaseError(src, field, f"{_cut(repr(name))} lies outside the case folder: "
+                                        f"files must be inside it (after '..' and symbolic "
+                                        f"links)")
+        exists = path.exists()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symbolic link loop
+        raise CaseError(src, field, f"cannot open {_cut(repr(name))}: "
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not exists:
+        raise CaseError(src, field, f"file not found: {_cut(name)}")
     checked_file(path, src, field)
     return path
+
+
+def _cut(text: str, width: int = 80) -> str:
+    """``text``, cut to ``width`` characters for a one-line message."""
+    return text if len(text) <= width else f"{text[:width - 3]}..."
 
 
 def read_text(path: Path, src: str, field: str = "file", *, limit: int = MAX_FILE_BYTES

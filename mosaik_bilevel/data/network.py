@@ -24,6 +24,9 @@ S_BASE_MVA = 1.0
 #: of nominal, the EN 50160 band, at MV and LV alike. The clearing's LinDistFlow and the AC
 #: check both take it from :meth:`RadialNetwork.voltage_band`.
 DEFAULT_VM_MIN_PU, DEFAULT_VM_MAX_PU = 0.90, 1.10
+#: An in-service transformer's rated voltages may differ from the nominal voltages of its
+#: buses (and an LV feeder's transformer from its MV bus's) by at most this fraction.
+VOLTAGE_MISMATCH = 0.10
 _UNSUPPORTED = ("trafo3w", "impedance", "dcline", "xward", "ward", "tcsc", "ssc", "svc",
                 "vsc")
 
@@ -209,7 +212,7 @@ def _check_values(net, source: str) -> None:
 def _check_branch_values(net, source: str) -> None:
     """Cross-column rules: a line has some impedance, a transformer's ``vkr_percent`` does
     not exceed its ``vk_percent``, ``vn_*_kv`` match its buses' nominal voltages (within
-    10 %), the buses' voltage bands are ordered."""
+    :data:`VOLTAGE_MISMATCH`), the buses' voltage bands are ordered."""
     line = net.line[net.line["in_service"].fillna(False).astype(bool)] if len(
         net.line) else net.line
     if len(line):
@@ -229,10 +232,11 @@ def _check_branch_values(net, source: str) -> None:
             if bus not in net.bus.index:
                 continue
             rated, nominal = float(tr[f"vn_{side}_kv"]), float(net.bus.vn_kv.at[bus])
-            if not abs(rated / nominal - 1.0) <= 0.10:
+            if not abs(rated / nominal - 1.0) <= VOLTAGE_MISMATCH:
                 raise CaseError(source, f"trafo {idx}, field 'vn_{side}_kv'",
                                 f"{rated:g} kV does not match the {nominal:g} kV of its "
-                                f"{side.upper()} bus {bus} (at most 10 % apart)")
+                                f"{side.upper()} bus {bus} (at most "
+                                f"{VOLTAGE_MISMATCH:.0%} apart)")
     for column in ("min_vm_pu", "max_vm_pu"):
         if column in net.bus:
             values = pd.to_numeric(net.bus[column], errors="coerce")
