@@ -108,6 +108,7 @@ BAD_FOLDERS = {
     "file absolute path": (prices_to(str(FOLDER / "prices.csv")), "case.yaml", "prices"),
     "symlink pointing out": (prices_to("p.csv", lambda f: os.symlink(
         FOLDER / "prices.csv", f / "p.csv")), "case.yaml", "prices"),
+    "file name too long (found by fuzzing)": (prices_to("a" * 300), "case.yaml", "prices"),
     "network JSON names a module": (json_edit("mv_network.json", foreign_module),
                                     "mv_network.json", "names the module 'antigravity'"),
     # finding 5: silent wrong results
@@ -214,6 +215,7 @@ BAD_OPTIONS = [
     (["simulate", "--case", "tiny", "--gate", "25:00"], "--gate"),
     (["simulate", "--case", "tiny", "--lookahead-h", "inf"], "--lookahead-h"),
     (["experiments", "tiny", "--workers", "0"], "--workers"),
+    (["experiments", "tiny", "--day", "2016-05-24"], "--day"),
     (["export-case", "--case", "tiny", "--seed", "3"], "--seed"),
 ]
 
