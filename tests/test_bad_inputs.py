@@ -239,6 +239,10 @@ def test_options_from_python_raise_options_errors():
         load_case("random", seed=-1)
     with pytest.raises(MosaikBilevelError, match="start: not a time"):
         solve("tiny", start="garbage", ac=False)
+    for kwargs in ({"compare_exact": True}, {"method": "ldd_admm", "workers": 0},
+                   {"method": "ldd_admm", "backend": "nope"}):
+        with pytest.raises(OptionsError):
+            solve("tiny", ac=False, **kwargs)
 
 
 def test_export_writes_nothing_outside_out(tmp_path, capsys):
