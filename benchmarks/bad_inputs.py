@@ -294,6 +294,20 @@ def inputs() -> list[BadInput]:
         BadInput(tables, "load column true/false", csv_frame(
             "communities/A/member_p_mw.csv", lambda p: pd.read_csv(p).assign(h1=True).to_csv(
                 p, index=False)), names=("member_p_mw.csv", "h1")),
+        BadInput(tables, "price cell nan", csv_cell("prices.csv", "upstream_per_mwh", "nan"),
+                 names=("prices.csv", "upstream_per_mwh")),
+        BadInput(tables, "price column unknown", csv_frame("prices.csv", lambda p: pd.read_csv(
+            p).assign(colour=1).to_csv(p, index=False)), names=("prices.csv", "colour")),
+        BadInput(tables, "MV load 1e12 MW", csv_cell("mv_load_p_mw.csv", "1", 1e12),
+                 names=("mv_load_p_mw.csv", "magnitude")),
+        BadInput(tables, "generator cost 1e300", csv_cell("generators.csv", "cost_per_mwh",
+                                                          1e300),
+                 names=("generators.csv", "cost_per_mwh")),
+        BadInput(tables, "substation import 1e12", yaml_set("mv", "substation",
+                                                            "p_import_max_mw", 1e12),
+                 names=("case.yaml", "p_import_max_mw")),
+        BadInput(tables, "line length 1e300", net_set(LV_A, "line", "length_km", 1e300),
+                 names=("lv_network.json", "length_km")),
         BadInput(tables, "time missing", csv_cell("prices.csv", "time", ""),
                  names=("prices.csv", "time")),
         BadInput(tables, "binary garbage CSV", csv_frame("prices.csv", garbage),

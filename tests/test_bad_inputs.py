@@ -137,6 +137,11 @@ BAD_FOLDERS = {
     "load above the transformer": (
         csv_edit("communities/A/member_p_mw.csv", lambda f: f.assign(h1=1.0)),
         "member_p_mw.csv", "transformer"),
+    "price not finite": (csv_edit("prices.csv", lambda f: f.assign(upstream_per_mwh="inf")),
+                         "prices.csv", "upstream_per_mwh"),
+    "load beyond the magnitude limit": (
+        csv_edit("mv_load_p_mw.csv", lambda f: f.assign(**{"1": 1e12})), "mv_load_p_mw.csv",
+        "magnitude limit"),
     # finding 7: unbounded
     "polygon_sides 1e8": (top("polygon_sides", 100_000_000), "case.yaml", "polygon_sides"),
     "huge time cell": (csv_edit("prices.csv", huge_time_cell), "prices.csv", "time"),

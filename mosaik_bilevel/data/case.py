@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaseError
-from .guard import SAFE_NAME
+from .guard import MAX_MAGNITUDE, SAFE_NAME
 from .network import VOLTAGE_MISMATCH, RadialNetwork, radial_network
 from .schema import (
     BATTERIES,
@@ -256,6 +256,7 @@ class Case:
         missing = [c for c in PRICE_NAMES if c not in self.prices.columns]
         if missing:
             raise CaseError(self.where("prices"), missing[0], "missing column")
+        self._check_series(self.prices, timeline, self.where("prices"), PRICE_NAMES)
         bad = self.prices["tariff_sell_per_mwh"] > self.prices["tariff_buy_per_mwh"] + 1e-12
         if bad.any():
             raise CaseError(self.where("prices"), "tariff_sell_per_mwh",
@@ -467,6 +468,12 @@ class Case:
             r, k = np.argwhere(~np.isfinite(values))[0]
             raise CaseError(src, str(table.columns[k]), f"missing or non-finite value at "
                                                         f"{table.index[r]}")
+        big = np.abs(values) > MAX_MAGNITUDE if values.size else np.zeros((0, 0), bool)
+        if big.any():
+            r, k = np.argwhere(big)[0]
+            raise CaseError(src, str(table.columns[k]),
+                            f"value {values[r, k]:g} at {table.index[r]} is beyond the "
+                            f"magnitude limit of {MAX_MAGNITUDE:g}")
         if unit_range is not None and values.size:
             lo, hi = unit_range
             bad = (values < lo - 1e-12) | (values > hi + 1e-12)

@@ -21,6 +21,10 @@ import yaml
 
 from ..errors import CaseError
 
+#: Largest magnitude of any finite number of a case (MW, MWh, kV, prices, costs): beyond it a
+#: value is a typo or a stand-in for "no limit" (write ``.inf`` where a limit may be absent;
+#: HiGHS reads 1e20 and more as infinite).
+MAX_MAGNITUDE = 1e9
 #: Largest data file (CSV table, network JSON) a case folder may hold: 200 MiB.
 MAX_FILE_BYTES = 200 * 2**20
 #: Largest ``case.yaml``: 1 MiB (it holds names and a few numbers).
@@ -65,6 +69,10 @@ def number(value, src: str, field: str, *, minimum=None, maximum=None, positive=
     if math.isnan(out) or (math.isinf(out) and not allow_inf):
         raise CaseError(src, field, f"must be a finite number, got {value!r}")
     rule = None
+    if math.isfinite(out) and abs(out) > MAX_MAGNITUDE:
+        raise CaseError(src, field, f"{value!r} is beyond the magnitude limit of "
+                                    f"{MAX_MAGNITUDE:g}" + (" (write .inf for no limit)"
+                                                            if allow_inf else ""))
     if positive and out <= 0:
         rule = "> 0"
     elif minimum is not None and out < minimum:

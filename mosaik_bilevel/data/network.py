@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import CaseError
+from .guard import MAX_MAGNITUDE
 
 S_BASE_MVA = 1.0
 #: The voltage band of a bus that declares none (``min_vm_pu``/``max_vm_pu`` missing): ±10 %
@@ -198,11 +199,12 @@ def _check_values(net, source: str) -> None:
             finite = np.isfinite(values) | (
                 np.isinf(values) & (values > 0) & ((table, column) in _MAY_BE_INFINITE))
             ok = finite & ((values >= low) if low_ok else (values > low)) & (values <= high)
+            ok &= ~np.isfinite(values) | (values <= MAX_MAGNITUDE)
             if column in _WHOLE:
                 ok &= (values % 1 == 0)
             if not ok.all():
                 row = values.index[~ok.to_numpy()][0]
-                rng = f"{'[' if low_ok else '('}{low:g}, {high:g}]"
+                rng = f"{'[' if low_ok else '('}{low:g}, {min(high, MAX_MAGNITUDE):g}]"
                 kind = "a whole number" if column in _WHOLE else "a number"
                 raise CaseError(source, f"{table} {row}, field '{column}'",
                                 f"{_show(frame[column].at[row])} is not {kind} in {rng}")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaseError
+from .guard import MAX_MAGNITUDE
 
 REQUIRED = object()
 #: Largest magnitude of a whole-number column (a bus index): what a float holds exactly.
@@ -205,6 +206,11 @@ def _check_range(values: pd.Series, col: Column, source: str) -> None:
         row = finite.index[finite.abs() > MAX_INDEX][0]
         raise CaseError(source, f"row {row!r}, field {col.name!r}",
                         f"{finite[row]:g} is too large for an index")
+    big = np.isfinite(finite) & (finite.abs() > MAX_MAGNITUDE)
+    if col.kind == "float" and big.any():
+        row = finite.index[big][0]
+        raise CaseError(source, f"row {row!r}, field {col.name!r}",
+                        f"{finite[row]:g} is beyond the magnitude limit of {MAX_MAGNITUDE:g}")
     if col.kind == "float" and np.isinf(finite).any() and not (
             isinstance(col.default, float) and np.isinf(col.default)):
         row = finite.index[np.isinf(finite)][0]
