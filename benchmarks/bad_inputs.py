@@ -323,7 +323,7 @@ def inputs() -> list[BadInput]:
             ("--error-seed", "-2"), ("--lookahead-h", "0"), ("--gate", "12h"))],
         *[BadInput(options, " ".join(a), None, a, (a[0],)) for a in (
             ("--max-iterations", "0"), ("--mip-gap", "-1"), ("--mip-gap", "nan"),
-            ("--time-limit", "-1"), ("--time-limit", "0"), ("--threads", "-1"),
+            ("--time-limit", "-1"), ("--time-limit", "nan"), ("--threads", "-1"),
             ("--threads", "x"), ("--workers", "0"), ("--seed", "-1"), ("--days", "-1"),
             ("--days", "0"), ("--step-minutes", "0"))],
         BadInput(options, "--start garbage", None, ("--start", "garbage"), ("start",)),

@@ -309,7 +309,7 @@ def _add_solve_command(sub) -> None:
     p.add_argument("--start", default=None, help="first period (default: the case's first)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--mip-gap", type=_GAP, default=1e-4, help="relative MIP gap")
-    p.add_argument("--time-limit", type=_real(0.0, strict=True, allow_inf=True),
+    p.add_argument("--time-limit", type=_real(0.0, allow_inf=True),
                    default=float("inf"), help="seconds")
     p.add_argument("--threads", type=_COUNT, default=None, help="HiGHS threads")
     p.add_argument("--log", action="store_true", help="show HiGHS's log")

@@ -75,14 +75,13 @@ class SolverOptions:
 
     def __post_init__(self):
         """Refuse what HiGHS would refuse later, or take silently: a negative or non-finite
-        gap or tolerance, a time limit not > 0, fewer than one thread."""
+        gap or tolerance, a negative time limit, fewer than one thread."""
         for name in ("mip_rel_gap", "mip_abs_gap"):
             _check_option(name, getattr(self, name), low=0.0)
         for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance",
                      "mip_feasibility_tolerance"):
             _check_option(name, getattr(self, name), low=0.0, strict=True)
-        _check_option("time_limit_s", self.time_limit_s, low=0.0, strict=True,
-                      allow_inf=True)
+        _check_option("time_limit_s", self.time_limit_s, low=0.0, allow_inf=True)
         if self.threads is not None and (
                 not isinstance(self.threads, (int, np.integer)) or isinstance(self.threads, bool)
                 or self.threads < 1):
