@@ -315,5 +315,7 @@ def test_cli_clearing_options(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--gate goes with --clearing daily"):
         cli_main(["simulate", "--case", "tiny", "--out", str(tmp_path), "--clearing",
                   "hourly", "--gate", "12:00"])
-    with pytest.raises(SystemExit, match="HH:MM"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # argparse: exit code 2, one line on stderr
         cli_main(["simulate", "--case", "tiny", "--out", str(tmp_path), "--gate", "noon"])
+    assert info.value.code == 2 and "HH:MM" in capsys.readouterr().err
