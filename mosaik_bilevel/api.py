@@ -15,7 +15,7 @@ import pandas as pd
 from .analysis.deviation import compare_with_exact
 from .cases import as_case
 from .data.case import Case
-from .errors import CertificateError
+from .errors import CertificateError, OptionsError
 from .methods.exact import Solver
 from .methods.registry import SINGLE_LEVEL, method_name, solve_with
 from .results.result import SolveResult
@@ -49,7 +49,7 @@ def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, sta
     attach_ac_check = _ac_check() if ac else None
     if compare_exact:
         if method != "ldd_admm":
-            raise ValueError("compare_exact goes with method 'ldd_admm'")
+            raise OptionsError("compare_exact", "goes with method 'ldd_admm'")
         kwargs["compare"] = compare_with_exact
     try:
         result = solve_with(case, method, pricing, start=start, options=options, **kwargs)

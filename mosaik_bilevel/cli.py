@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import warnings
@@ -25,7 +26,7 @@ from pathlib import Path
 from .api import solve
 from .cases import case_options, load_case
 from .data.folder import save_case
-from .errors import CertificateError, MosaikBilevelError, RunAbortedError
+from .errors import CertificateError, MosaikBilevelError, OptionsError, RunAbortedError
 from .methods.ldd_admm import ADMMOptions, PenaltySpec
 from .methods.ldd_admm.backends import BACKENDS, default_backend
 from .methods.registry import CLEARING_METHODS, PRICINGS, cli_choices, method_name
@@ -45,13 +46,65 @@ def _case(args):
     return load_case(args.case, **_case_options(args))
 
 
+# -- checked option values: argparse exits 2 with "argument --x: <reason>" ----------------
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be a whole number {rng}, got {text}")
+        return value
+    return parse
+
+
+def _real(low: float, *, strict: bool = False, allow_inf: bool = False):
+    """An argparse type: a number ``>= low`` (``> low`` if ``strict``), finite unless
+    ``allow_inf``; NaN never."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        ok = not math.isnan(value) and (allow_inf or math.isfinite(value)) and (
+            value > low if strict else value >= low)
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"must be a {'' if allow_inf else 'finite '}number {'>' if strict else '>='} "
+                f"{low:g}, got {text}")
+        return value
+    return parse
+
+
+def _time_of_day(text: str) -> str:
+    """An argparse type: ``HH:MM`` (the text itself)."""
+    try:
+        hours, minutes = (int(v) for v in text.split(":"))
+        if not (0 <= hours < 24 and 0 <= minutes < 60):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give the time of day as HH:MM, got {text!r}") \
+            from None
+    return text
+
+
+_COUNT = _whole(1)            # iterations, workers, threads, days
+_SEED = _whole(0, 2**63 - 1)
+_GAP = _real(0.0)             # a relative MIP gap, a relative error
+
+
 def _add_case_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default="paper",
                    help="built-in case (paper, tiny, random) or a case folder")
     p.add_argument("--day", default=None, help="paper: first day (2016; default 05-24)")
-    p.add_argument("--days", type=int, default=1, help="paper: number of days in the case")
-    p.add_argument("--step-minutes", type=int, default=60, help="paper: 60 or 15")
-    p.add_argument("--seed", type=int, default=0, help="random: seed")
+    p.add_argument("--days", type=_whole(1, 366), default=1,
+                   help="paper: number of days in the case")
+    p.add_argument("--step-minutes", type=_whole(1, 1440), default=None,
+                   help="paper: 60 (default) or 15")
+    p.add_argument("--seed", type=_SEED, default=None, help="random: seed (default 0)")
 
 
 def _solve(args) -> int:
@@ -87,18 +140,25 @@ def _solve(args) -> int:
                 print(f"  {key:<15} {summary[key]:.6g}")
         if cert is not None:
             print(f"  certificate     {'passed' if cert['passed'] else 'FAILED'} "
-                  f"(relative error {cert['relative_error']:.2g})")
+                  f"(relative error {_fmt(cert.get('relative_error'), '.2g')})")
         ac = summary.get("ac")
         if ac:
             print(f"  AC validation   {ac['steps']} periods, {ac['not_converged']} not "
-                  f"converged, vm {ac['vm_min_pu']:.4f}..{ac['vm_max_pu']:.4f} pu, "
-                  f"{ac['steps_with_vm_violation']} with a voltage violation")
+                  f"converged, vm {_fmt(ac.get('vm_min_pu'), '.4f')}.."
+                  f"{_fmt(ac.get('vm_max_pu'), '.4f')} pu, "
+                  f"{ac.get('steps_with_vm_violation', 'n/a')} with a voltage violation")
         times = summary["times_s"]
         if times.get("solve") is not None:
             print(f"  solve time      {times['solve']:.3g} s")
         print(f"  total time      {times.get('total') or float('nan'):.3g} s")
         print(f"  written to      {out}")
     return 0 if result.ok else 1
+
+
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted by ``spec``, or ``n/a`` when there is none (e.g. the voltage
+    extremes when no AC power flow converged)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _simulate(args) -> int:
@@ -148,13 +208,13 @@ def _clearing_rule(args) -> dict | None:
     """``--clearing``/``--gate``/``--lookahead-h`` as a clearing rule (plain dict)."""
     if args.clearing == "hourly":
         if args.gate:
-            raise SystemExit("--gate goes with --clearing daily")
+            raise OptionsError("--gate", "goes with --clearing daily")
         rule = {"interval_h": 1.0}
         if args.lookahead_h is not None:
             rule["lookahead_h"] = args.lookahead_h
         return rule
     if args.lookahead_h is not None:
-        raise SystemExit("--lookahead-h goes with --clearing hourly")
+        raise OptionsError("--lookahead-h", "goes with --clearing hourly")
     if not args.gate:
         return None
     try:
@@ -162,7 +222,7 @@ def _clearing_rule(args) -> dict | None:
         if not (0 <= hours < 24 and 0 <= minutes < 60):
             raise ValueError
     except ValueError:
-        raise SystemExit(f"--gate {args.gate!r}: give the time of day as HH:MM") from None
+        raise OptionsError("--gate", f"{args.gate!r}: give the time of day as HH:MM") from None
     gate_h = hours + minutes / 60
     return {"lead_h": (24.0 - gate_h) % 24.0}
 
@@ -230,8 +290,15 @@ def _export(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (exit code 2; ``--help`` shows usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mosaik-bilevel",
         description="Bilevel coordination of LV energy communities and the MV network.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,16 +318,17 @@ def _add_solve_command(sub) -> None:
     p.add_argument("--pricing", default="dlmp", choices=PRICINGS)
     p.add_argument("--start", default=None, help="first period (default: the case's first)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap")
-    p.add_argument("--time-limit", type=float, default=float("inf"), help="seconds")
-    p.add_argument("--threads", type=int, default=None, help="HiGHS threads")
+    p.add_argument("--mip-gap", type=_GAP, default=1e-4, help="relative MIP gap")
+    p.add_argument("--time-limit", type=_real(0.0, allow_inf=True),
+                   default=float("inf"), help="seconds")
+    p.add_argument("--threads", type=_COUNT, default=None, help="HiGHS threads")
     p.add_argument("--log", action="store_true", help="show HiGHS's log")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=_COUNT, default=1,
                    help="ldd-admm: processes (or Dask workers) for the community steps")
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="ldd-admm: where communities run (default: sequential for 1 worker, "
                         "else process)")
-    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+    p.add_argument("--max-iterations", type=_COUNT, default=ADMM_DEFAULTS.max_iterations,
                    help="ldd-admm: iteration cap")
     p.add_argument("--miqp-solver", default=None,
                    help="ldd-admm: a Pyomo MIQP solver (e.g. scip_direct) for the exact "
@@ -282,26 +350,26 @@ def _add_simulate_command(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--mode", default="python", choices=["python", "cmd"],
                    help="simulators in-process (python) or each in its own process (cmd)")
-    p.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap")
-    p.add_argument("--threads", type=int, default=None, help="HiGHS threads")
-    p.add_argument("--workers", type=int, default=1, help="ldd-admm: worker processes")
+    p.add_argument("--mip-gap", type=_GAP, default=1e-4, help="relative MIP gap")
+    p.add_argument("--threads", type=_COUNT, default=None, help="HiGHS threads")
+    p.add_argument("--workers", type=_COUNT, default=1, help="ldd-admm: worker processes")
     p.add_argument("--backend", default=None, choices=BACKENDS, help="ldd-admm: backend")
-    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+    p.add_argument("--max-iterations", type=_COUNT, default=ADMM_DEFAULTS.max_iterations,
                    help="ldd-admm: iteration cap")
     p.add_argument("--admm-in-loop", action="store_true",
                    help="ldd-admm: each iteration a mosaik same-time pass in which the "
                         "community simulators solve their own steps")
-    p.add_argument("--load-sigma", type=float, default=0.1,
+    p.add_argument("--load-sigma", type=_GAP, default=0.1,
                    help="relative error of realised load against its forecast")
-    p.add_argument("--pv-sigma", type=float, default=0.15,
+    p.add_argument("--pv-sigma", type=_GAP, default=0.15,
                    help="relative error of realised PV against its forecast")
-    p.add_argument("--error-seed", type=int, default=0, help="seed of the realisations")
+    p.add_argument("--error-seed", type=_SEED, default=0, help="seed of the realisations")
     p.add_argument("--clearing", default="daily", choices=["daily", "hourly"],
                    help="daily: one horizon a day; hourly: every hour over a look-ahead")
-    p.add_argument("--gate", default=None, metavar="HH:MM",
+    p.add_argument("--gate", type=_time_of_day, default=None, metavar="HH:MM",
                    help="daily: clear each day at this time the day before (day-ahead gate; "
                         "default at the day's start)")
-    p.add_argument("--lookahead-h", type=float, default=None,
+    p.add_argument("--lookahead-h", type=_real(0.0, strict=True), default=None,
                    help="hourly: hours each clearing looks ahead (default the case's "
                         "horizon, 24 h)")
     p.add_argument("--resume", action="store_true",
@@ -317,16 +385,16 @@ def _add_experiments_command(sub) -> None:
     """The ``experiments`` command's arguments."""
     p = sub.add_parser("experiments", help="the paper's three findings as tables and figures")
     p.add_argument("case", help="paper (days picked by utility PV), tiny, random or a folder")
-    p.add_argument("--days", type=int, default=2,
+    p.add_argument("--days", type=_whole(1, 366), default=2,
                    help="paper: number of days (sunniest and darkest of May 2016, alternating)")
     p.add_argument("--day", action="append", default=None,
                    help="paper: a given day instead (repeatable)")
-    p.add_argument("--step-minutes", type=int, default=60, help="paper: 60 or 15")
+    p.add_argument("--step-minutes", type=_whole(1, 1440), default=60, help="paper: 60 or 15")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--workers", type=int, default=1, help="LDD-ADMM worker processes")
-    p.add_argument("--max-iterations", type=int, default=ADMM_DEFAULTS.max_iterations,
+    p.add_argument("--workers", type=_COUNT, default=1, help="LDD-ADMM worker processes")
+    p.add_argument("--max-iterations", type=_COUNT, default=ADMM_DEFAULTS.max_iterations,
                    help="LDD-ADMM iteration cap")
-    p.add_argument("--mip-gap", type=float, default=1e-4, help="relative MIP gap")
+    p.add_argument("--mip-gap", type=_GAP, default=1e-4, help="relative MIP gap")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_experiments)
 

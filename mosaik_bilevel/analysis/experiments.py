@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..cases import load_case
 from ..cases.paper import utility_pv_by_day
+from ..errors import OptionsError
 from ..methods.exact import Solver
 from ..methods.ldd_admm import ADMMOptions, solve_ldd_admm
 from ..methods.ldd_admm.backends import default_backend
@@ -84,6 +85,9 @@ def run_experiments(case: str, out, *, days: int = 2, day_list: list[str] | None
                     step_minutes: int = 60, workers: int = 1, max_iterations: int = 100,
                     options: SolverOptions | None = None, progress=None) -> Experiments:
     """Run the three findings (see the module docstring) and write them to ``out``."""
+    if day_list and case != "paper":
+        raise OptionsError("--day", f"goes with the paper case, not {case!r} (whose first "
+                                    f"horizon is solved)")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

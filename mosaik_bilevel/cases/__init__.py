@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..data.case import Case
 from ..data.folder import CASE_FILE, read_case_folder
-from ..errors import CaseError
+from ..errors import CaseError, OptionsError
 
 
 def _paper(**options) -> Case:
@@ -73,16 +73,28 @@ def as_case(case: Case | str, **options) -> Case:
 
 
 def case_options(name: str, *, day: str | None = None, days: int = 1,
-                 step_minutes: int = 60, seed: int = 0) -> dict:
+                 step_minutes: int | None = None, seed: int | None = None) -> dict:
     """The options of a built-in case that the command line's case flags set.
 
-    ``paper`` takes ``day``, ``days`` and ``step_minutes``; ``random`` takes ``seed`` and
-    ``days`` (as its number of horizons); ``tiny`` and folders take none.
+    ``paper`` takes ``day``, ``days`` and ``step_minutes`` (default 60); ``random`` takes
+    ``seed`` (default 0) and ``days`` (as its number of horizons); ``tiny`` and folders take
+    none. A flag given to a case that does not take it is an
+    :class:`~mosaik_bilevel.errors.OptionsError`, not silently ignored (a folder's horizon
+    starts where ``--start`` says).
     """
+    takes = {"paper": ("--day", "--step-minutes"), "random": ("--seed",)}.get(name, ())
+    given = {"--day": day, "--step-minutes": step_minutes, "--seed": seed}
+    for flag, value in given.items():
+        if value is not None and flag not in takes:
+            hint = " (a case folder: give --start, a period of the case)" if (
+                flag == "--day") else ""
+            raise OptionsError(flag, f"does not apply to the case {name!r}: it goes with "
+                                     f"{'paper' if flag != '--seed' else 'random'}{hint}")
     if name == "paper":
         from .paper import DEFAULT_DAY
 
-        return {"day": day or DEFAULT_DAY, "days": days, "step_minutes": step_minutes}
+        return {"day": day or DEFAULT_DAY, "days": days,
+                "step_minutes": 60 if step_minutes is None else step_minutes}
     if name == "random":
-        return {"seed": seed, "horizons": days}
+        return {"seed": 0 if seed is None else seed, "horizons": days}
     return {}

@@ -13,6 +13,7 @@ import pandapower as pp
 import pandas as pd
 
 from ..data.case import Case, Community, Substation
+from ..errors import CaseError
 from ..model.formulation import build_formulation
 from ..solvers.highs import solve_model
 
@@ -88,6 +89,7 @@ def random_case(
     is feasible, which makes every method's problem feasible; otherwise the generator draws
     again from the same stream, so the result still depends on ``seed`` alone.
     """
+    _check_options(seed, horizons, n_mv_buses, n_communities, periods, max_binaries)
     rng = np.random.default_rng(seed)
     for _ in range(100):
         case = _draw(rng, seed, n_mv_buses, n_communities, periods, max_binaries,
@@ -96,6 +98,20 @@ def random_case(
                            ).status.ok for start in case.days):
             return case
     raise RuntimeError(f"no feasible random case found for seed {seed}")
+
+
+def _check_options(seed, horizons, n_mv_buses, n_communities, periods, max_binaries) -> None:
+    """Whole numbers in range, else a :class:`~mosaik_bilevel.errors.CaseError`."""
+    for name, value, low, high in (
+            ("seed", seed, 0, 2**63 - 1), ("horizons", horizons, 1, 366),
+            ("n_mv_buses", n_mv_buses, 2, 200), ("n_communities", n_communities, 1, 50),
+            ("periods", periods, 1, 96), ("max_binaries", max_binaries, 0, 10_000)):
+        if value is None and name not in ("seed", "horizons", "max_binaries"):
+            continue
+        if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                or not low <= value <= high):
+            raise CaseError("random", name, f"must be a whole number in [{low}, {high}], got "
+                                            f"{value!r}")
 
 
 def _draw(

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaseError
-from .network import RadialNetwork, radial_network
+from .guard import MAX_MAGNITUDE, SAFE_NAME
+from .network import VOLTAGE_MISMATCH, RadialNetwork, radial_network
 from .schema import (
     BATTERIES,
     GENERATORS,
@@ -34,6 +35,12 @@ from .schema import (
 )
 
 PRICE_NAMES = ("upstream_per_mwh", "tariff_buy_per_mwh", "tariff_sell_per_mwh")
+#: Bounds of a case's step (minutes) and horizon (hours): a minute to a day, at most a leap
+#: year. The polygon approximating a thermal limit has at most :data:`MAX_POLYGON_SIDES` sides
+#: (one constraint per side, branch and period; the default is 8).
+MIN_STEP_MINUTES, MAX_STEP_MINUTES = 1.0, 1440.0
+MAX_HORIZON_HOURS = 8784.0
+MAX_POLYGON_SIDES = 64
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,8 @@ class Community:
         return radial_network(self.net, root=int(tr.lv_bus),
                               exclude=(("trafo", int(tr.name)),),
                               ignore_buses=(int(tr.hv_bus),),
-                              source=self.source or f"community {self.name}: network")
+                              source=self.files.get("network") or self.source
+                              or f"community {self.name}: network")
 
     @property
     def s_max_mva(self) -> float:
@@ -183,7 +191,7 @@ class Case:
         """The periods of one horizon (default: the first ``horizon_h`` of the case)."""
         n = self.horizon_periods if n_periods is None else int(n_periods)
         timeline = self.timeline
-        first = 0 if start is None else timeline.get_indexer([pd.Timestamp(start)])[0]
+        first = 0 if start is None else timeline.get_indexer([self._timestamp(start)])[0]
         if first < 0:
             raise CaseError(self.source or self.name, "start",
                             f"{start} is not a period of the case "
@@ -193,6 +201,17 @@ class Case:
                             f"a horizon of {n} periods from {timeline[first]} runs past the "
                             f"case's last period {timeline[-1]}")
         return timeline[first:first + n]
+
+    def _timestamp(self, start) -> pd.Timestamp:
+        """``start`` as a timestamp; anything unreadable is a :class:`CaseError`."""
+        try:
+            out = pd.Timestamp(start)
+        except (ValueError, TypeError, OverflowError):
+            out = pd.NaT
+        if out is pd.NaT or out.tz is not None:
+            raise CaseError(self.source or self.name, "start",
+                            f"not a time of day (YYYY-MM-DD HH:MM, no UTC offset): {start!r}")
+        return out
 
     @property
     def days(self) -> list[pd.Timestamp]:
@@ -230,27 +249,14 @@ class Case:
     def validate(self) -> Case:
         """Check every cross-field rule; returns the case, raises :class:`CaseError`."""
         src = self.source or f"case {self.name}"
-        if not (self.step_h > 0):
-            raise CaseError(src, "step_minutes", "must be positive")
-        if abs(self.horizon_h / self.step_h - self.horizon_periods) > 1e-9:
-            raise CaseError(src, "horizon_h", "must be a whole number of steps")
-        if self.polygon_sides < 4 or self.polygon_sides % 2:
-            raise CaseError(src, "polygon_sides", "must be an even number >= 4")
-        for name in ("battery_wear_per_mwh", "curtailment_per_mwh"):
-            if not (getattr(self, name) >= 0):
-                raise CaseError(src, f"costs.{name}", "must be >= 0")
-        sub = self.substation
-        for name in ("p_import_max_mw", "p_export_max_mw", "s_max_mva"):
-            if not (getattr(sub, name) >= 0):
-                raise CaseError(src, f"substation.{name}", "must be >= 0")
-        if not (0.5 <= sub.vm_set_pu <= 1.5):
-            raise CaseError(src, "substation.vm_set_pu", "must lie in [0.5, 1.5]")
+        self._validate_settings(src)
 
         mv = self.mv_network
         timeline = self._check_timeline(self.prices, self.where("prices"))
         missing = [c for c in PRICE_NAMES if c not in self.prices.columns]
         if missing:
             raise CaseError(self.where("prices"), missing[0], "missing column")
+        self._check_series(self.prices, timeline, self.where("prices"), PRICE_NAMES)
         bad = self.prices["tariff_sell_per_mwh"] > self.prices["tariff_buy_per_mwh"] + 1e-12
         if bad.any():
             raise CaseError(self.where("prices"), "tariff_sell_per_mwh",
@@ -278,24 +284,67 @@ class Case:
                                 "not a bus of the MV network")
 
         names = [c.name for c in self.communities]
+        if not names:
+            raise CaseError(src, "communities", "must list at least one community")
         if len(set(names)) != len(names):
             raise CaseError(src, "communities", "duplicate community name")
         for c in self.communities:
             self._validate_community(c, timeline, mv)
         return self
 
+    def _validate_settings(self, src: str) -> None:
+        """The step, horizon, polygon, costs and substation: finite, whole, in range."""
+        minutes = self.step_h * 60 if _real(self.step_h) else math.nan
+        if not (MIN_STEP_MINUTES <= minutes <= MAX_STEP_MINUTES):
+            raise CaseError(src, "step_minutes", f"must lie in [{MIN_STEP_MINUTES:g}, "
+                                                 f"{MAX_STEP_MINUTES:g}], got {minutes:g}")
+        if not (_real(self.horizon_h) and 0 < self.horizon_h <= MAX_HORIZON_HOURS):
+            raise CaseError(src, "horizon_hours", f"must lie in (0, {MAX_HORIZON_HOURS:g}], "
+                                                  f"got {self.horizon_h!r}")
+        if abs(self.horizon_h / self.step_h - self.horizon_periods) > 1e-9:
+            raise CaseError(src, "horizon_h", "must be a whole number of steps")
+        sides = self.polygon_sides
+        if (not isinstance(sides, (int, np.integer)) or isinstance(sides, bool) or sides < 4
+                or sides % 2 or sides > MAX_POLYGON_SIDES):
+            raise CaseError(src, "polygon_sides", f"must be an even whole number in [4, "
+                                                  f"{MAX_POLYGON_SIDES}], got {sides!r}")
+        for name in ("battery_wear_per_mwh", "curtailment_per_mwh"):
+            value = getattr(self, name)
+            if not (_real(value) and math.isfinite(value) and value >= 0):
+                raise CaseError(src, f"costs.{name}", f"must be a finite number >= 0, got "
+                                                      f"{value!r}")
+        sub = self.substation
+        for name in ("p_import_max_mw", "p_export_max_mw", "s_max_mva"):
+            if not (_real(getattr(sub, name)) and getattr(sub, name) >= 0):
+                raise CaseError(src, f"substation.{name}", "must be >= 0")
+        if not (_real(sub.vm_set_pu) and 0.5 <= sub.vm_set_pu <= 1.5):
+            raise CaseError(src, "substation.vm_set_pu", "must lie in [0.5, 1.5]")
+        if not isinstance(self.notes, dict):
+            raise CaseError(src, "notes", f"must be a mapping, got {type(self.notes).__name__}")
+
     def _validate_community(self, c: Community, timeline, mv: RadialNetwork) -> None:
         src = c.source or f"{self.source or self.name}: community {c.name}"
+        if not (isinstance(c.name, str) and SAFE_NAME.fullmatch(c.name)
+                and not c.name.endswith((".", " "))):
+            raise CaseError(src, "name", f"{c.name!r} is not a safe name: 1 to 64 letters, "
+                                         f"digits, '_', '-', '.' or spaces, starting with a "
+                                         f"letter or digit")
+        if not isinstance(c.mv_bus, (int, np.integer)) or isinstance(c.mv_bus, bool):
+            raise CaseError(src, "mv_bus", f"must be a whole number (a bus index), got "
+                                           f"{c.mv_bus!r}")
         if c.mv_bus not in mv.position.index:
             raise CaseError(src, "mv_bus", f"{c.mv_bus} is not a bus of the MV network")
         if c.mv_bus == mv.root:
             raise CaseError(src, "mv_bus", "a community cannot connect at the substation bus")
+        if not (_real(c.vm_set_pu) and 0.5 <= c.vm_set_pu <= 1.5):
+            raise CaseError(src, "vm_set_pu", f"must lie in [0.5, 1.5], got {c.vm_set_pu!r}")
+        self._check_transformer_voltage(c, src)
         lv = c.lv_network
         for table, name in ((c.members, "members"), (c.pv, "pv"), (c.batteries, "batteries"),
                             (c.shiftable, "shiftable")):
             self._check_buses(table, lv, c.where(name))
-        if not (c.s_max_mva > 0):
-            raise CaseError(src, "transformer_s_mva", "must be positive")
+        if not (_real(c.s_max_mva) and 0 < c.s_max_mva < math.inf):
+            raise CaseError(src, "transformer_s_mva", "must be positive and finite")
         self._check_series(c.member_p_mw, timeline, c.where("member_p_mw"), c.members.index,
                            unit_range=(0.0, math.inf))
         self._check_series(c.member_q_mvar, timeline, c.where("member_q_mvar"),
@@ -314,6 +363,8 @@ class Case:
                 raise CaseError(c.where("batteries"),
                                 f"row {b.index[~ok][0]!r}, field {name!r}",
                                 "must lie within [e_min_mwh, e_max_mwh]")
+        self._check_end_targets(c)
+        self._check_transformer_load(c, src)
         s = c.shiftable
         for name, row in s.iterrows():
             where = f"row {name!r}"
@@ -332,6 +383,43 @@ class Case:
             if round(on) > window:
                 raise CaseError(c.where("shiftable"), f"{where}, field 'energy_mwh'",
                                 f"needs {round(on)} periods but its window has {window}")
+
+    def _check_transformer_voltage(self, c: Community, src: str) -> None:
+        """The LV transformer's rated HV voltage against its MV bus's nominal voltage."""
+        tr = c.transformer
+        mv_kv = float(self.mv_net.bus.vn_kv.at[c.mv_bus])
+        hv_kv = float(tr.vn_hv_kv)
+        if not abs(hv_kv / mv_kv - 1.0) <= VOLTAGE_MISMATCH:
+            raise CaseError(c.where("network"), f"trafo {tr.name}, field 'vn_hv_kv'",
+                            f"{hv_kv:g} kV does not match the {mv_kv:g} kV of MV bus "
+                            f"{c.mv_bus} (mv_bus of community {c.name}; at most "
+                            f"{VOLTAGE_MISMATCH:.0%} apart)")
+
+    def _check_end_targets(self, c: Community) -> None:
+        """Each battery's end-of-horizon target must be reachable from its initial state
+        in one horizon (a plain solve never relaxes it; rolling operation from a measured
+        state may, see :mod:`~mosaik_bilevel.model.lv_community`)."""
+        b = c.batteries
+        reach = b.e_init_mwh + self.horizon_h * b.eta_ch * b.p_ch_max_mw
+        bad = b.e_end_mwh > reach + 1e-9
+        if bad.any():
+            row = b.index[bad][0]
+            raise CaseError(c.where("batteries"), f"row {row!r}, field 'e_end_mwh'",
+                            f"{b.e_end_mwh[row]:g} MWh cannot be reached from e_init_mwh "
+                            f"{b.e_init_mwh[row]:g} MWh in one horizon of "
+                            f"{self.horizon_h:g} h (at most {reach[row]:g} MWh)")
+
+    def _check_transformer_load(self, c: Community, src: str) -> None:
+        """The members' load, less all rooftop PV and battery discharge at their most, must
+        fit the transformer in some period (else no exchange is possible at all)."""
+        pv_max = (c.pv_availability_pu.max(axis=0) * c.pv["p_peak_mw"]).sum() if len(
+            c.pv) else 0.0
+        net = c.member_p_mw.sum(axis=1) - pv_max - c.batteries["p_dis_max_mw"].sum()
+        if len(net) and net.min() > c.s_max_mva:
+            raise CaseError(c.where("member_p_mw"), "load",
+                            f"the members' load less all rooftop PV and battery discharge "
+                            f"is at least {net.min():g} MW in every period, above the "
+                            f"{c.s_max_mva:g} MVA of community {c.name}'s transformer")
 
     @property
     def community_settings(self) -> CommunitySettings:
@@ -380,6 +468,12 @@ class Case:
             r, k = np.argwhere(~np.isfinite(values))[0]
             raise CaseError(src, str(table.columns[k]), f"missing or non-finite value at "
                                                         f"{table.index[r]}")
+        big = np.abs(values) > MAX_MAGNITUDE if values.size else np.zeros((0, 0), bool)
+        if big.any():
+            r, k = np.argwhere(big)[0]
+            raise CaseError(src, str(table.columns[k]),
+                            f"value {values[r, k]:g} at {table.index[r]} is beyond the "
+                            f"magnitude limit of {MAX_MAGNITUDE:g}")
         if unit_range is not None and values.size:
             lo, hi = unit_range
             bad = (values < lo - 1e-12) | (values > hi + 1e-12)
@@ -395,3 +489,9 @@ class Case:
         if bad.any():
             raise CaseError(src, f"row {table.index[bad][0]!r}, field 'bus'",
                             f"{table['bus'][bad].iloc[0]} is not a bus of the network")
+
+
+def _real(value) -> bool:
+    """A real number (not a bool, not text) that is not NaN."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and not math.isnan(value))

@@ -2,13 +2,15 @@
 
 A case folder holds ``case.yaml`` and the files it names; see ``docs/case_format.md`` for the
 format and ``mosaik_bilevel/cases/tiny`` for a complete example. Every problem is reported as a
-:class:`~mosaik_bilevel.errors.CaseError` naming the file, the field and the reason.
+:class:`~mosaik_bilevel.errors.CaseError` naming the file, the field and the reason. The files
+are read through :mod:`~mosaik_bilevel.data.guard`: confined to the folder, of bounded size,
+YAML without aliases, network JSON without foreign modules.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,17 @@ import pandas as pd
 import yaml
 
 from ..errors import CaseError
-from .case import PRICE_NAMES, Case, Community, Substation
+from . import guard
+from .case import (
+    MAX_HORIZON_HOURS,
+    MAX_POLYGON_SIDES,
+    MAX_STEP_MINUTES,
+    MIN_STEP_MINUTES,
+    PRICE_NAMES,
+    Case,
+    Community,
+    Substation,
+)
 
 CASE_FILE = "case.yaml"
 _TOP_KEYS = {"name", "step_minutes", "horizon_hours", "polygon_sides", "costs", "mv", "prices",
@@ -30,21 +42,42 @@ _SUBSTATION_KEYS = {"p_import_max_mw", "p_export_max_mw", "s_max_mva", "vm_set_p
 _COST_KEYS = {"battery_wear_per_mwh", "curtailment_per_mwh"}
 
 
-def read_case_folder(path) -> Case:
+def read_case_folder(path, *, confine: bool = True) -> Case:
     """Read a case folder (or its ``case.yaml``) and validate it.
 
     Every problem is a :class:`~mosaik_bilevel.errors.CaseError` naming the file, the field
-    and the reason.
+    and the reason. ``confine`` (the default): every file ``case.yaml`` names must lie inside
+    its folder, once ``..`` and symbolic links are resolved.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CASE_FILE
     if not path.exists():
         raise CaseError(str(path), "case", f"no such case folder or {CASE_FILE}")
-    return _read_folder(path)
+    return _read_folder(path, confine)
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """The case folder, and whether the files it names must lie inside it."""
+
+    path: Path
+    confine: bool = True
+
+    def __truediv__(self, name) -> Path:
+        return self.path / str(name)
+
+    def file(self, name, src: str, field: str) -> Path:
+        """The checked file ``name`` (:func:`~mosaik_bilevel.data.guard.confined_file`)."""
+        return guard.confined_file(self.path, name, src, field, confine=self.confine)
 
 
 # -- reading --------------------------------------------------------------------------------
+def _or_empty(value):
+    """An optional section: ``{}`` when absent or empty (``costs:`` with nothing after)."""
+    return {} if value is None else value
+
+
 def _mapping(value, src: str, field: str, allowed: set[str], required=()) -> dict:
     if not isinstance(value, dict):
         raise CaseError(src, field, f"must be a mapping, got {type(value).__name__}")
@@ -58,36 +91,28 @@ def _mapping(value, src: str, field: str, allowed: set[str], required=()) -> dic
     return value
 
 
-def _number(value, src: str, field: str, *, positive=False, minimum=None) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise CaseError(src, field, f"not a number: {value!r}") from None
-    if math.isnan(out) or (positive and out <= 0) or (minimum is not None and out < minimum):
-        rule = "> 0" if positive else f">= {minimum}"
-        raise CaseError(src, field, f"must be a number {rule}, got {value!r}")
-    return out
-
-
-def _file(folder: Path, name, src: str, field: str) -> Path:
-    if not isinstance(name, str):
-        raise CaseError(src, field, "must be a file name")
-    path = folder / name
-    if not path.exists():
-        raise CaseError(src, field, f"file not found: {name}")
-    return path
+_number = guard.number
 
 
 def _read_net(path: Path):
+    """The pandapower network in the (checked) JSON file ``path``."""
     import pandapower as pp
 
+    guard.check_network_json(path, str(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pp.from_json(str(path))
+            net = pp.from_json(str(path))
     except Exception as exc:  # pandapower raises many kinds
         raise CaseError(str(path), "file", f"not a readable pandapower JSON network ({exc})")\
             from None
+    if not isinstance(net, pp.pandapowerNet):
+        raise CaseError(str(path), "file", f"not a pandapower network (a "
+                                           f"{type(net).__name__})")
+    for table in ("bus", "line", "trafo", "ext_grid"):
+        if not isinstance(net.get(table), pd.DataFrame):
+            raise CaseError(str(path), table, "missing table")
+    return net
 
 
 def _read_csv(path: Path, key: str) -> pd.DataFrame:
@@ -110,45 +135,78 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _read_series(path: Path) -> pd.DataFrame:
     frame = _read_csv(path, "time")
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time")), name="time")
-    except (ValueError, TypeError) as exc:
-        raise CaseError(str(path), "time", f"not readable as timestamps ({exc})") from None
-    frame.index = index
+    frame.index = _read_times(frame.pop("time"), str(path))
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:
+        if frame[col].dtype == bool:
+            raise CaseError(str(path), col, "not a number: true/false values")
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() & frame[col].notna()
         if bad.any():
             raise CaseError(str(path), col, f"not a number at {frame.index[bad][0]}: "
-                                            f"{frame[col][bad].iloc[0]!r}")
+                                            f"{_short(frame[col][bad].iloc[0])}")
         frame[col] = values.astype(float)
     return frame
 
 
-def _bus_columns(frame: pd.DataFrame, src: str) -> pd.DataFrame:
+def _short(value) -> str:
+    """``repr(value)``, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _read_times(cells: pd.Series, src: str) -> pd.DatetimeIndex:
+    """The ``time`` column as naive timestamps; overlong cells are refused before parsing
+    (:data:`~mosaik_bilevel.data.guard.MAX_TIME_CELL_CHARS`)."""
+    text = cells.astype(str)
+    long = text.str.len() > guard.MAX_TIME_CELL_CHARS
+    if long.any():
+        raise CaseError(src, "time", f"row {int(long.to_numpy().argmax())}: a time of "
+                                     f"{len(text[long].iloc[0])} characters (at most "
+                                     f"{guard.MAX_TIME_CELL_CHARS})")
     try:
-        frame.columns = [int(c) for c in frame.columns]
-    except ValueError:
-        bad = next(c for c in frame.columns if not str(c).lstrip("-").isdigit())
-        raise CaseError(src, str(bad), "column must be an MV bus index") from None
+        with warnings.catch_warnings():  # "could not infer format": the cells say it all
+            warnings.simplefilter("ignore", UserWarning)
+            index = pd.DatetimeIndex(pd.to_datetime(cells), name="time")
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise CaseError(src, "time", f"not readable as timestamps ({exc})") from None
+    if index.hasnans:
+        raise CaseError(src, "time", f"row {int(index.isna().argmax())}: missing timestamp")
+    if index.tz is not None:
+        raise CaseError(src, "time", "timestamps must be naive local time, without a UTC "
+                                     "offset")
+    return index
+
+
+def _bus_columns(frame: pd.DataFrame, src: str) -> pd.DataFrame:
+    """The columns as MV bus indices (whole numbers written as such: ``2``, not ``2.0``)."""
+    columns = []
+    for c in frame.columns:
+        try:
+            columns.append(int(str(c)))
+        except ValueError:
+            raise CaseError(src, _short(str(c)), "column must be an MV bus index") from None
+    frame.columns = columns
     return frame
 
 
-def _read_folder(path: Path) -> Case:
+def _read_folder(path: Path, confine: bool = True) -> Case:
     """The validated case that the ``case.yaml`` at ``path`` describes."""
-    folder = path.parent
+    folder = _Folder(path.parent, confine)
     src = str(path)
     raw = _read_top(path, src)
-    step_h = _number(raw["step_minutes"], src, "step_minutes", positive=True) / 60.0
-    horizon_h = _number(raw.get("horizon_hours", 24), src, "horizon_hours", positive=True)
-    costs = _mapping(raw.get("costs", {}), src, "costs", _COST_KEYS)
+    step_h = _number(raw["step_minutes"], src, "step_minutes", positive=True,
+                     minimum=MIN_STEP_MINUTES, maximum=MAX_STEP_MINUTES) / 60.0
+    horizon_h = _number(raw.get("horizon_hours", 24), src, "horizon_hours", positive=True,
+                        maximum=MAX_HORIZON_HOURS)
+    costs = _mapping(_or_empty(raw.get("costs")), src, "costs", _COST_KEYS)
     mv, mv_data, files = _read_mv(folder, src, raw)
     communities = _read_communities(folder, src, raw["communities"])
+    files["mv_network"] = str(folder / mv["network"])
     case = Case(
-        name=str(raw["name"]),
+        name=_case_name(raw["name"], src),
         step_h=step_h,
-        mv_net=_read_net(_file(folder, mv["network"], src, "mv.network")),
+        mv_net=_read_net(folder.file(mv["network"], src, "mv.network")),
         **mv_data,
         communities=communities,
         **_read_options(raw, costs, src),
@@ -161,12 +219,16 @@ def _read_folder(path: Path) -> Case:
 
 def _read_top(path: Path, src: str) -> dict:
     """The top-level mapping of ``case.yaml``, with its keys checked."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CaseError(src, "file", f"not valid YAML ({exc})") from None
+    raw = guard.load_yaml(path, src)
     return _mapping(raw, src, "", _TOP_KEYS, required=("name", "step_minutes", "mv", "prices",
                                                        "communities"))
+
+
+def _case_name(value, src: str) -> str:
+    """The case's name: text of 1 to 200 characters."""
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 200:
+        raise CaseError(src, "name", f"must be text of 1 to 200 characters, got {value!r}")
+    return value
 
 
 def _read_options(raw: dict, costs: dict, src: str) -> dict:
@@ -176,28 +238,41 @@ def _read_options(raw: dict, costs: dict, src: str) -> dict:
                                         "costs.battery_wear_per_mwh", minimum=0.0),
         "curtailment_per_mwh": _number(costs.get("curtailment_per_mwh", 0.0), src,
                                        "costs.curtailment_per_mwh", minimum=0.0),
-        "polygon_sides": int(_number(raw.get("polygon_sides", 8), src, "polygon_sides",
-                                     positive=True)),
-        "notes": dict(raw.get("notes") or {}),
+        "polygon_sides": guard.integer(raw.get("polygon_sides", 8), src, "polygon_sides",
+                                       minimum=4, maximum=MAX_POLYGON_SIDES),
+        "notes": _notes(raw.get("notes"), src),
     }
+
+
+def _notes(value, src: str) -> dict:
+    """The free ``notes``: a mapping (or nothing)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CaseError(src, "notes", f"must be a mapping, got {type(value).__name__}")
+    return dict(value)
 
 
 def _read_substation(mv: dict, src: str) -> Substation:
     """The ``mv.substation`` limits."""
-    sub_raw = _mapping(mv.get("substation", {}), src, "mv.substation", _SUBSTATION_KEYS)
-    return Substation(**{
-        k: _number(v, src, f"mv.substation.{k}", minimum=0.0) for k, v in sub_raw.items()})
+    sub_raw = _mapping(_or_empty(mv.get("substation")), src, "mv.substation", _SUBSTATION_KEYS)
+    limits = {k: _number(v, src, f"mv.substation.{k}", minimum=0.0, allow_inf=True)
+              for k, v in sub_raw.items() if k != "vm_set_pu"}
+    if "vm_set_pu" in sub_raw:
+        limits["vm_set_pu"] = _number(sub_raw["vm_set_pu"], src, "mv.substation.vm_set_pu",
+                                      minimum=0.5, maximum=1.5)
+    return Substation(**limits)
 
 
-def _optional_table(folder: Path, section: dict, key: str, src: str, field: str
+def _optional_table(folder: _Folder, section: dict, key: str, src: str, field: str
                     ) -> pd.DataFrame:
     """The table the file ``section[key]`` holds, or an empty one when there is none."""
     if key not in section:
         return pd.DataFrame({"name": []}).set_index("name")
-    return _read_table(_file(folder, section[key], src, field))
+    return _read_table(folder.file(section[key], src, field))
 
 
-def _read_mv(folder: Path, src: str, raw: dict) -> tuple[dict, dict, dict[str, str]]:
+def _read_mv(folder: _Folder, src: str, raw: dict) -> tuple[dict, dict, dict[str, str]]:
     """The ``mv`` section and the prices.
 
     Returns the section itself (its network is read last), the MV data and prices as
@@ -209,7 +284,7 @@ def _read_mv(folder: Path, src: str, raw: dict) -> tuple[dict, dict, dict[str, s
                       required=("load_p_mw", "load_q_mvar"))
     generators = _optional_table(folder, mv, "generators", src, "mv.generators")
     pv_plants = _optional_table(folder, mv, "pv_plants", src, "mv.pv_plants")
-    prices = _read_series(_file(folder, raw["prices"], src, "prices"))
+    prices = _read_series(folder.file(raw["prices"], src, "prices"))
     files = {"prices": str(folder / raw["prices"])}
     files.update({k: str(folder / mv[k]) for k in ("generators", "pv_plants") if k in mv})
     files.update({("mv_" + k if k.startswith("load") else k): str(folder / v)
@@ -219,14 +294,14 @@ def _read_mv(folder: Path, src: str, raw: dict) -> tuple[dict, dict, dict[str, s
     return mv, mv_data, files
 
 
-def _read_mv_series(folder: Path, src: str, series: dict, timeline: pd.DatetimeIndex
+def _read_mv_series(folder: _Folder, src: str, series: dict, timeline: pd.DatetimeIndex
                     ) -> dict[str, pd.DataFrame]:
     """The MV loads and the PV plants' availability: keyword arguments of :class:`Case`."""
 
     def mv_series(key, columns=None):
         if key not in series:
             return pd.DataFrame(index=timeline, columns=columns, dtype=float)
-        file = _file(folder, series[key], src, f"mv.timeseries.{key}")
+        file = folder.file(series[key], src, f"mv.timeseries.{key}")
         return _read_series(file)
 
     load_p = _bus_columns(mv_series("load_p_mw"), f"{folder / series['load_p_mw']}")
@@ -236,15 +311,17 @@ def _read_mv_series(folder: Path, src: str, series: dict, timeline: pd.DatetimeI
             "pv_plant_availability_pu": pv_avail}
 
 
-def _read_communities(folder: Path, src: str, entries) -> list[Community]:
-    """Every entry of the ``communities`` list."""
+def _read_communities(folder: _Folder, src: str, entries) -> list[Community]:
+    """Every entry of the ``communities`` list (at least one)."""
     if not isinstance(entries, list):
         raise CaseError(src, "communities", "must be a list")
+    if not entries:
+        raise CaseError(src, "communities", "must list at least one community")
     return [_read_community(folder, src, f"communities[{i}]", entry)
             for i, entry in enumerate(entries)]
 
 
-def _read_community(folder: Path, src: str, field: str, entry) -> Community:
+def _read_community(folder: _Folder, src: str, field: str, entry) -> Community:
     """One community entry (``field`` names it, e.g. ``communities[0]``)."""
     entry = _mapping(entry, src, field, _COMMUNITY_KEYS,
                      required=("name", "mv_bus", "network", "members", "timeseries"))
@@ -252,30 +329,28 @@ def _read_community(folder: Path, src: str, field: str, entry) -> Community:
                        required=("member_p_mw", "member_q_mvar"))
 
     def cfile(key, section=entry, prefix=field):
-        return _file(folder, section[key], src, f"{prefix}.{key}")
+        return folder.file(section[key], src, f"{prefix}.{key}")
 
     def series(key):
         return _read_series(cfile(key, cseries, f"{field}.timeseries"))
 
-    try:
-        mv_bus = int(entry["mv_bus"])
-    except (TypeError, ValueError):
-        raise CaseError(src, f"{field}.mv_bus", f"not a bus index: {entry['mv_bus']!r}")\
-            from None
+    name = guard.safe_name(entry["name"], src, f"{field}.name")
+    mv_bus = guard.integer(entry["mv_bus"], src, f"{field}.mv_bus", minimum=0)
     kwargs = _community_options(entry, field, src, cfile)
     pv_file = cseries.get("pv_availability_pu")
     cfiles = {k: str(folder / entry[k])
               for k in ("members", "pv", "batteries", "shiftable") if k in entry}
     cfiles.update({k: str(folder / v) for k, v in cseries.items()})
+    cfiles["network"] = str(folder / entry["network"])
     return Community(
-        name=str(entry["name"]),
+        name=name,
         mv_bus=mv_bus,
         net=_read_net(cfile("network")),
         members=_read_table(cfile("members")),
         member_p_mw=series("member_p_mw"),
         member_q_mvar=series("member_q_mvar"),
         pv_availability_pu=series("pv_availability_pu") if pv_file else None,
-        source=f"{src}: {field} ({entry['name']})",
+        source=f"{src}: {field} ({name})",
         files=cfiles,
         **kwargs,
     )
@@ -289,7 +364,7 @@ def _community_options(entry: dict, field: str, src: str, cfile) -> dict:
                                               f"{field}.transformer_s_mva", positive=True)
     if "vm_set_pu" in entry:
         kwargs["vm_set_pu"] = _number(entry["vm_set_pu"], src, f"{field}.vm_set_pu",
-                                      positive=True)
+                                      minimum=0.5, maximum=1.5)
     for key in ("pv", "batteries", "shiftable"):
         if key in entry:
             kwargs[key] = _read_table(cfile(key))
@@ -305,10 +380,16 @@ def _write_series(frame: pd.DataFrame, path: Path) -> None:
 
 
 def save_case(case: Case, folder) -> Path:
-    """Write ``case`` as a case folder; returns the path of its ``case.yaml``."""
+    """Write ``case`` as a case folder; returns the path of its ``case.yaml``.
+
+    Every community's name must be safe as a folder name
+    (:data:`~mosaik_bilevel.data.guard.SAFE_NAME`): nothing is written outside ``folder``.
+    """
     import pandapower as pp
 
     folder = Path(folder)
+    for c in case.communities:
+        guard.safe_name(c.name, c.source or f"community {c.name!r}", "name")
     folder.mkdir(parents=True, exist_ok=True)
     pp.to_json(case.mv_net, str(folder / "mv_network.json"))
     case.generators.to_csv(folder / "generators.csv")
@@ -328,7 +409,11 @@ def _save_community(c: Community, folder: Path) -> dict:
     """Write one community's files under ``communities/<name>``; returns its entry."""
     import pandapower as pp
 
+    guard.safe_name(c.name, c.source or f"community {c.name!r}", "name")
     sub = folder / "communities" / c.name
+    if not sub.resolve().is_relative_to(folder.resolve()):  # belt and braces
+        raise CaseError(c.source or f"community {c.name!r}", "name",
+                        f"would be written outside {folder}")
     sub.mkdir(parents=True, exist_ok=True)
     rel = f"communities/{c.name}"
     pp.to_json(c.net, str(sub / "lv_network.json"))

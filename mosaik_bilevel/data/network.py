@@ -18,12 +18,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import CaseError
+from .guard import MAX_MAGNITUDE
 
 S_BASE_MVA = 1.0
 #: The voltage band of a bus that declares none (``min_vm_pu``/``max_vm_pu`` missing): ±10 %
 #: of nominal, the EN 50160 band, at MV and LV alike. The clearing's LinDistFlow and the AC
 #: check both take it from :meth:`RadialNetwork.voltage_band`.
 DEFAULT_VM_MIN_PU, DEFAULT_VM_MAX_PU = 0.90, 1.10
+#: An in-service transformer's rated voltages may differ from the nominal voltages of its
+#: buses (and an LV feeder's transformer from its MV bus's) by at most this fraction.
+VOLTAGE_MISMATCH = 0.10
 _UNSUPPORTED = ("trafo3w", "impedance", "dcline", "xward", "ward", "tcsc", "ssc", "svc",
                 "vsc")
 
@@ -141,6 +145,7 @@ def radial_network(
         Name of the file the network came from, for error messages.
     """
     _check_supported(net, source)
+    _check_values(net, source)
     root = _root_bus(net, root, source)
     open_line, open_trafo = _open_switches(net, source)
     in_service_bus = set(net.bus.index[net.bus.in_service])
@@ -157,6 +162,104 @@ def _check_supported(net, source: str) -> None:
     for table in _UNSUPPORTED:
         if table in net and len(net[table]) and net[table]["in_service"].any():
             raise CaseError(source, table, "element type not supported by LinDistFlow")
+
+
+#: Per table, the columns of in-service elements (all buses) that must be numbers, and their
+#: range ``(column, lowest, lowest is allowed, highest)``; missing columns are pandapower's
+#: business. A branch's impedance and rating come from these, the AC check's too.
+_VALUE_RULES = {
+    "bus": (("vn_kv", 0.0, False, np.inf),),
+    "line": (("from_bus", 0.0, True, np.inf), ("to_bus", 0.0, True, np.inf),
+             ("length_km", 0.0, False, np.inf), ("r_ohm_per_km", 0.0, True, np.inf),
+             ("x_ohm_per_km", 0.0, True, np.inf), ("c_nf_per_km", 0.0, True, np.inf),
+             ("max_i_ka", 0.0, False, np.inf), ("parallel", 1.0, True, np.inf)),
+    "trafo": (("hv_bus", 0.0, True, np.inf), ("lv_bus", 0.0, True, np.inf),
+              ("sn_mva", 0.0, False, np.inf), ("vn_hv_kv", 0.0, False, np.inf),
+              ("vn_lv_kv", 0.0, False, np.inf), ("vk_percent", 0.0, False, 100.0),
+              ("vkr_percent", 0.0, True, 100.0), ("parallel", 1.0, True, np.inf)),
+    "ext_grid": (("bus", 0.0, True, np.inf),),
+}
+#: The infinite values a column may hold (an unrated line: ``max_i_ka`` inf).
+_MAY_BE_INFINITE = {("line", "max_i_ka")}
+#: Columns that hold whole numbers (bus indices, parallel systems).
+_WHOLE = {"from_bus", "to_bus", "hv_bus", "lv_bus", "bus", "parallel"}
+
+
+def _check_values(net, source: str) -> None:
+    """Refuse in-service elements whose numbers are missing, not finite or out of range:
+    a negative length or resistance, a zero rating, a transformer of 0 MVA."""
+    for table, rules in _VALUE_RULES.items():
+        frame = net[table]
+        if table != "bus" and "in_service" in frame:
+            frame = frame[frame["in_service"].fillna(False).astype(bool)]
+        for column, low, low_ok, high in rules:
+            if column not in frame or not len(frame):
+                continue
+            values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            finite = np.isfinite(values) | (
+                np.isinf(values) & (values > 0) & ((table, column) in _MAY_BE_INFINITE))
+            ok = finite & ((values >= low) if low_ok else (values > low)) & (values <= high)
+            ok &= ~np.isfinite(values) | (values <= MAX_MAGNITUDE)
+            if column in _WHOLE:
+                ok &= (values % 1 == 0)
+            if not ok.all():
+                row = values.index[~ok.to_numpy()][0]
+                rng = f"{'[' if low_ok else '('}{low:g}, {min(high, MAX_MAGNITUDE):g}]"
+                kind = "a whole number" if column in _WHOLE else "a number"
+                raise CaseError(source, f"{table} {row}, field '{column}'",
+                                f"{_show(frame[column].at[row])} is not {kind} in {rng}")
+    _check_branch_values(net, source)
+
+
+def _check_branch_values(net, source: str) -> None:
+    """Cross-column rules: a line has some impedance, a transformer's ``vkr_percent`` does
+    not exceed its ``vk_percent``, ``vn_*_kv`` match its buses' nominal voltages (within
+    :data:`VOLTAGE_MISMATCH`), the buses' voltage bands are ordered."""
+    line = net.line[net.line["in_service"].fillna(False).astype(bool)] if len(
+        net.line) else net.line
+    if len(line):
+        no_z = (line.r_ohm_per_km.astype(float) + line.x_ohm_per_km.astype(float)) <= 0
+        if no_z.any():
+            raise CaseError(source, f"line {line.index[no_z.to_numpy()][0]}, field "
+                                    f"'r_ohm_per_km'", "a line needs r_ohm_per_km or "
+                                                       "x_ohm_per_km > 0")
+    trafo = net.trafo[net.trafo["in_service"].fillna(False).astype(bool)] if len(
+        net.trafo) else net.trafo
+    for idx, tr in trafo.iterrows():
+        if float(tr.vkr_percent) > float(tr.vk_percent):
+            raise CaseError(source, f"trafo {idx}, field 'vkr_percent'",
+                            "exceeds vk_percent")
+        for side in ("hv", "lv"):
+            bus = int(tr[f"{side}_bus"])
+            if bus not in net.bus.index:
+                continue
+            rated, nominal = float(tr[f"vn_{side}_kv"]), float(net.bus.vn_kv.at[bus])
+            if not abs(rated / nominal - 1.0) <= VOLTAGE_MISMATCH:
+                raise CaseError(source, f"trafo {idx}, field 'vn_{side}_kv'",
+                                f"{rated:g} kV does not match the {nominal:g} kV of its "
+                                f"{side.upper()} bus {bus} (at most "
+                                f"{VOLTAGE_MISMATCH:.0%} apart)")
+    for column in ("min_vm_pu", "max_vm_pu"):
+        if column in net.bus:
+            values = pd.to_numeric(net.bus[column], errors="coerce")
+            bad = values.notna() & ~((values > 0) & (values <= 2.0))
+            if bad.any():
+                row = values.index[bad.to_numpy()][0]
+                raise CaseError(source, f"bus {row}, field '{column}'",
+                                f"{_show(net.bus[column].at[row])} is not in (0, 2] pu")
+    if {"min_vm_pu", "max_vm_pu"} <= set(net.bus.columns):
+        bad = net.bus.min_vm_pu.astype(float) > net.bus.max_vm_pu.astype(float)
+        if bad.any():
+            raise CaseError(source, f"bus {net.bus.index[bad.to_numpy()][0]}, field "
+                                    f"'min_vm_pu'", "exceeds max_vm_pu")
+
+
+def _show(value) -> str:
+    """A table's value as written: numbers plainly, anything else quoted (40 characters)."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return f"{float(value):g}"
+    text = repr(value if isinstance(value, str) else str(value))
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _root_bus(net, root: int | None, source: str) -> int:

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaseError
+from .guard import MAX_MAGNITUDE
 
 REQUIRED = object()
+#: Largest magnitude of a whole-number column (a bus index): what a float holds exactly.
+MAX_INDEX = 2**53
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ def validate_table(frame: pd.DataFrame, schema: tuple[Column, ...], source: str)
         if not col.required:
             values = values.fillna(col.default) if col.default is not None else values
         if col.kind in ("float", "int"):
+            if values.dtype == bool:
+                raise CaseError(source, f"row {values.index[0]!r}, field {col.name!r}",
+                                f"not a number: {_show(values.iloc[0])}")
             converted = pd.to_numeric(values, errors="coerce")
             bad = converted.isna() & values.notna()
             if bad.any():
@@ -172,10 +178,13 @@ def validate_table(frame: pd.DataFrame, schema: tuple[Column, ...], source: str)
 
 
 def _show(value) -> str:
-    """A value as a user wrote it: numbers plainly, text quoted."""
+    """A value as a user wrote it: numbers plainly, text quoted (and cut to 40 characters)."""
+    if isinstance(value, (bool, np.bool_)):
+        return repr(str(value))
     if isinstance(value, (int, float, np.number)):
         return f"{float(value):g}"
-    return repr(str(value))
+    text = repr(str(value))
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _check_range(values: pd.Series, col: Column, source: str) -> None:
@@ -193,10 +202,17 @@ def _check_range(values: pd.Series, col: Column, source: str) -> None:
             row = finite.index[bad][0]
             raise CaseError(source, f"row {row!r}, field {col.name!r}",
                             f"must be <= {col.maximum:g}, got {finite[row]:g}")
-    if col.kind == "float" and np.isnan(col.default if isinstance(col.default, float) else 0.0):
-        return
+    if col.kind == "int" and (finite.abs() > MAX_INDEX).any():
+        row = finite.index[finite.abs() > MAX_INDEX][0]
+        raise CaseError(source, f"row {row!r}, field {col.name!r}",
+                        f"{finite[row]:g} is too large for an index")
+    big = np.isfinite(finite) & (finite.abs() > MAX_MAGNITUDE)
+    if col.kind == "float" and big.any():
+        row = finite.index[big][0]
+        raise CaseError(source, f"row {row!r}, field {col.name!r}",
+                        f"{finite[row]:g} is beyond the magnitude limit of {MAX_MAGNITUDE:g}")
     if col.kind == "float" and np.isinf(finite).any() and not (
-            col.default is not REQUIRED and np.isinf(col.default)):
+            isinstance(col.default, float) and np.isinf(col.default)):
         row = finite.index[np.isinf(finite)][0]
         raise CaseError(source, f"row {row!r}, field {col.name!r}", "must be finite")
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.case import Community, CommunitySettings
+from ..errors import OptionsError
 from ..model.linear import LinearModel
 from ..model.lv_community import add_community
 from ..solvers.highs import HighsSolver, SolverOptions
@@ -48,6 +49,15 @@ class ForecastError:
     load_sigma: float = 0.1
     pv_sigma: float = 0.15
     seed: int = 0
+
+    def __post_init__(self):
+        """Finite relative errors >= 0 and a seed >= 0 (NaN would drop every load)."""
+        for name in ("load_sigma", "pv_sigma"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise OptionsError(name, f"must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise OptionsError("seed", f"must be a whole number >= 0, got {self.seed!r}")
 
     def factors(self, community: str, step: int, n_members: int, n_pv: int):
         """(load factors per member, PV factors per unit) of one step."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from ..errors import OptionsError
 from ..model.linear import LinearModel, ModelArrays
 
 
@@ -37,6 +38,17 @@ class SolveStatus(enum.Enum):
 #: HiGHS's heuristics that each solve a sub-MIP.
 SUB_MIP_HEURISTICS = ("mip_heuristic_run_rens", "mip_heuristic_run_rins",
                       "mip_heuristic_run_root_reduced_cost")
+
+
+def _check_option(name: str, value, *, low: float, strict: bool = False,
+                  allow_inf: bool = False) -> None:
+    """A number ``>= low`` (``> low`` if ``strict``), finite unless ``allow_inf``."""
+    ok = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, bool) and not np.isnan(value)
+          and (allow_inf or np.isfinite(value)) and (value > low if strict else value >= low))
+    if not ok:
+        raise OptionsError(name, f"must be a {'' if allow_inf else 'finite '}number "
+                                 f"{'>' if strict else '>='} {low:g}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,20 @@ class SolverOptions:
     mip_allow_restart: bool = False
     mip_sub_mip_heuristics: bool = True
     log: bool = False
+
+    def __post_init__(self):
+        """Refuse what HiGHS would refuse later, or take silently: a negative or non-finite
+        gap or tolerance, a negative time limit, fewer than one thread."""
+        for name in ("mip_rel_gap", "mip_abs_gap"):
+            _check_option(name, getattr(self, name), low=0.0)
+        for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance",
+                     "mip_feasibility_tolerance"):
+            _check_option(name, getattr(self, name), low=0.0, strict=True)
+        _check_option("time_limit_s", self.time_limit_s, low=0.0, allow_inf=True)
+        if self.threads is not None and (
+                not isinstance(self.threads, (int, np.integer)) or isinstance(self.threads, bool)
+                or self.threads < 1):
+            raise OptionsError("threads", f"must be a whole number >= 1, got {self.threads!r}")
 
     def apply(self, h: highspy.Highs) -> None:
         """Set these options on ``h``; an option HiGHS rejects raises ``ValueError``."""

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ...data.case import Case
-from ...errors import ModelError
+from ...errors import ModelError, OptionsError
 from ...model.tariff import tariff_payments
 from ...results.assembly import fill_solution
 from ...results.result import AdmmDiagnostics, ResultStatus, SolveResult
@@ -83,6 +83,15 @@ class ADMMOptions:
     step_time_limit_s: float = 30.0
     step_gap_factor: float = 1e-3
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
+
+    def __post_init__(self):
+        """At least one iteration, a positive finite ρ (else no iterate is ever judged)."""
+        it = self.max_iterations
+        if not isinstance(it, (int, np.integer)) or isinstance(it, bool) or it < 1:
+            raise OptionsError("max_iterations", f"must be a whole number >= 1, got {it!r}")
+        if not (isinstance(self.rho, (int, float)) and math.isfinite(self.rho)
+                and self.rho > 0):
+            raise OptionsError("rho", f"must be a finite number > 0, got {self.rho!r}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ message that crosses a process boundary, so a test can check what leaves a commu
 from __future__ import annotations
 
 import multiprocessing as mp
+import numbers
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from ...data.case import Community, CommunitySettings
+from ...errors import OptionsError
 from ...solvers.highs import SolverOptions
 from .agent import CommunityAgent
 from .step import PenaltySpec
@@ -438,11 +440,13 @@ def default_backend(workers: int) -> str:
 
 
 def backend(name: str, workers: int = 1, **kwargs) -> Backend:
-    """A backend by name: ``sequential``, ``process`` or ``dask``."""
+    """A backend by name: ``sequential``, ``process`` or ``dask``, with ``workers`` >= 1."""
+    if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1:
+        raise OptionsError("workers", f"must be a whole number >= 1, got {workers!r}")
     if name == "sequential":
         return SequentialBackend()
     if name == "process":
         return ProcessBackend(workers, **kwargs)
     if name == "dask":
         return DaskBackend(workers, **kwargs)
-    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    raise OptionsError("backend", f"unknown backend {name!r}; choose one of {BACKENDS}")
