@@ -53,9 +53,12 @@ def run_world(world, until: int, *, step: int | None = None, progress: bool = Fa
     except MosaikBilevelError as err:  # raised by one of our simulators in this process
         _abandon(world)
         raise SimulationError(f"a simulator failed: {err}") from err
-    except Exception as err:  # any in-process failure ends the run loudly
+    except Exception as err:  # any failure ends the run loudly
+        gone = _gone_within(world, 2.0)  # a broken connection: whose process died, and how
         _abandon(world)
-        raise SimulationError(f"a simulator failed: {type(err).__name__}: {err}") from err
+        what = f"{type(err).__name__}: {err}"
+        raise SimulationError(f"{gone} ({what})" if gone else f"a simulator failed: {what}"
+                              ) from err
     finally:
         logger.remove(sink)
         logger.disable("mosaik")
@@ -132,6 +135,23 @@ async def _watch(async_world) -> str:
             if gone is not None:
                 return gone
         await asyncio.sleep(POLL_S)
+
+
+def _gone_within(world, seconds: float) -> str | None:
+    """The first simulator process found dead within ``seconds`` (None if none is)."""
+    proxies = getattr(getattr(world, "_async_world", None), "_proxies", {})
+    processes = {sid: (getattr(proxy, "_process", None) or (None,))[0]
+                 for sid, proxy in proxies.items()}
+    processes = {sid: p for sid, p in processes.items() if p is not None}
+    deadline = time.monotonic() + seconds
+    while processes:
+        for sid, process in processes.items():
+            if process.poll() is not None:
+                return _gone(sid, proxies[sid])
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+    return None
 
 
 def _gone(sid: str, proxy) -> str | None:
