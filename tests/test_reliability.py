@@ -161,6 +161,9 @@ def test_a_folder_in_use_is_refused_and_resume_checks_the_run(unbroken, tmp_path
 
 def test_overwrite_replaces_a_run_and_a_solve_leaves_no_stale_table(tmp_path):
     out = tmp_path / "run"
+    # a run refused on bad input leaves no results behind: the next one needs no --overwrite
+    assert main(["simulate", "--case", "tiny", "--days", "5", "--out", str(out),
+                 "--quiet"]) == 2
     assert main(["simulate", "--case", "tiny", "--out", str(out), "--quiet"]) == 0
     (out / "mine.txt").write_text("not ours")
     assert main(["simulate", "--case", "tiny", "--out", str(out), "--quiet",

@@ -173,7 +173,9 @@ class RunFolder:
 
     def _prepare(self, step_h: float) -> ResumePoint:
         held = _results_in(self.out)
-        if not held:
+        if not any(name not in RUN_FILES for name in held):
+            # a run that ended before it recorded anything (say, on bad input): start afresh
+            _remove(self.out, held)
             return ResumePoint()
         if self.overwrite:
             _remove(self.out, held)
