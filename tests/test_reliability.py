@@ -53,7 +53,7 @@ def unbroken(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_a_dead_simulator_ends_the_run_within_30_s_naming_it(tmp_path, victim, how):
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "simulate", "--case", "random", "--days", "12", "--mode",
+    proc = subprocess.Popen([*CLI, "simulate", "--case", "random", "--days", "8", "--mode",
                              "cmd", "--out", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -86,8 +86,8 @@ def test_a_dead_simulator_ends_the_run_within_30_s_naming_it(tmp_path, victim, h
 
 def test_ctrl_c_stops_a_run_with_every_finished_day_on_disk(tmp_path):
     out = tmp_path / "out"
-    twelve = ["simulate", "--case", "random", "--days", "12", "--quiet", "--out", str(out)]
-    proc = subprocess.Popen([*CLI, *twelve],
+    eight = ["simulate", "--case", "random", "--days", "8", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen([*CLI, *eight],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while proc.poll() is None and not (out / RECORDED_FILE).exists():
