@@ -9,6 +9,7 @@ total (clearings, AC validation, communities' imbalance, wall time split).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -88,7 +89,13 @@ def simulate(case: str = "paper", case_options: dict | None = None, *, days: int
             reason = f"{type(err).__name__}: {err}"
             raise
         finally:
-            summary = _finish(folder, out, header, times, status, reason)
+            try:
+                summary = _finish(folder, out, header, times, status, reason)
+            except Exception:
+                if status == "finished":
+                    raise
+                # never let the summary of a stopped run hide why it stopped
+                logging.getLogger(__name__).exception("no summary of the stopped run")
     return summary
 
 
