@@ -209,3 +209,19 @@ def test_a_run_killed_after_day_2_of_4_resumes_to_the_unbroken_runs_tables(unbro
         p.name for p in (unbroken / "clearings").iterdir())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["days"][0]["clearing"]["count"] == 4
+
+
+def test_resume_refuses_a_table_cut_below_its_committed_size(unbroken, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(unbroken, out)
+    grid = out / "grid.csv"
+    before = {p.name: p.stat().st_size for p in out.glob("*.csv")}
+    with grid.open("r+b") as f:
+        f.truncate(grid.stat().st_size // 2)
+    assert main([*RANDOM_4, "--out", str(out), "--resume"]) == 2
+    assert "grid.csv: shorter than its committed" in capsys.readouterr().err
+    after = {p.name: p.stat().st_size for p in out.glob("*.csv")}
+    assert {k: v for k, v in after.items() if k != "grid.csv"} == {
+        k: v for k, v in before.items() if k != "grid.csv"}  # nothing else was cut

@@ -226,15 +226,18 @@ def _roll_back(out: Path, held: list[str], step_h: float) -> ResumePoint:
     """Cut the tables back to the last committed day and read the state at its end."""
     recorded = _read_json(out / RECORDED_FILE) if (out / RECORDED_FILE).exists() else {}
     sizes = recorded.get("tables", {})
-    for name in held:
-        path = out / name
-        if path.suffix != ".csv":
-            continue
-        if name in sizes and path.stat().st_size >= sizes[name]:
-            with path.open("r+b") as f:
-                f.truncate(sizes[name])
+    tables = [out / name for name in held if name.endswith(".csv")]
+    for path in tables:  # all checked before anything is cut
+        if path.name in sizes and path.stat().st_size < sizes[path.name]:
+            raise OutputFolderError(f"{path}: shorter than its committed "
+                                    f"{sizes[path.name]} bytes (changed after the run?); "
+                                    f"it cannot be resumed: use --overwrite")
+    for path in tables:
+        if path.name not in sizes:
+            path.unlink()  # begun after the last commit
         else:
-            path.unlink()
+            with path.open("r+b") as f:
+                f.truncate(sizes[path.name])
     until = recorded.get("until")
     clearings = out / CLEARINGS_FOLDER
     if clearings.exists():
