@@ -46,7 +46,7 @@ def run_world(world, until: int, *, step: int | None = None, progress: bool = Fa
     logger.enable("mosaik")
     failure: str | None = None
     try:
-        failure = _run(world, until, progress, errors)
+        failure = _run(world, until, progress)
     except KeyboardInterrupt:
         _abandon(world)
         raise
@@ -73,7 +73,7 @@ def run_world(world, until: int, *, step: int | None = None, progress: bool = Fa
     world.shutdown()
 
 
-def _run(world, until: int, progress: bool, errors: list[str]) -> str | None:
+def _run(world, until: int, progress: bool) -> str | None:
     """Run the World beside the watchdog; the watchdog's finding, or None.
 
     SIGINT and SIGTERM to this process stop the run the same way (and raise

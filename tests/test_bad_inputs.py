@@ -102,7 +102,7 @@ LV_A = "communities/A/lv_network.json"
 BAD_FOLDERS = {
     # finding 4: paths
     "community name ../..": (community("name", "../.."), "case.yaml", "communities[0].name"),
-    "community name absolute": (community("name", "/tmp/x"), "case.yaml",
+    "community name absolute": (community("name", "/x"), "case.yaml",
                                 "communities[0].name"),
     "file ../ outside": (prices_to("../prices.csv"), "case.yaml", "prices"),
     "file absolute path": (prices_to(str(FOLDER / "prices.csv")), "case.yaml", "prices"),
