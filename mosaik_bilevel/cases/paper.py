@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.case import Case, Community, Substation
+from ..data.network import radial_network
 from ..errors import CaseError
+from ..model.lindistflow import ldf_voltages
 from . import simbench_profiles as sb
 from .european_lv import reduced_european_lv_feeder
 
@@ -82,6 +84,10 @@ CHOICES = pd.DataFrame([
     ("shiftable loads", "3 washing machines 2 kW × 2 h in 08–20 h; 2 EV blocks 7 kW × 3 h in "
      "00–07 h, per feeder", "binaries of the leader"),
     ("battery wear / curtailment cost", "2 / 1 per MWh", "break ties"),
+    ("MV/LV transformers", "fixed (off-load) taps; each set to the position whose no-load LV "
+     "voltage is closest to 1.0 pu at its MV bus's LinDistFlow voltage under case33bw's "
+     "nominal load", "off-load tap changers are the common case in European LV substations; "
+     "--transformer regulated models an on-load tap changer instead"),
     ("voltage bands", "MV 0.90–1.10 pu (case33bw), LV 0.90–1.10 pu (EN 50160)", ""),
     ("seed", str(SEED), "every draw above"),
     ("experiment days", "the sunniest and the darkest day of May 2016 by utility-PV energy, "
@@ -116,6 +122,26 @@ def _prices(labels: pd.DatetimeIndex) -> pd.DataFrame:
                                                                    TARIFF_NIGHT)),
         "tariff_sell_per_mwh": np.full(len(labels), TARIFF_SELL),
     }, index=labels)
+
+
+def _nominal_mv_voltages(mv) -> pd.Series:
+    """LinDistFlow voltage of every MV bus under case33bw's nominal load (no communities)."""
+    network = radial_network(mv, source="paper: mv network")
+    pos = network.position
+    p = np.zeros(network.n_buses)
+    q = np.zeros(network.n_buses)
+    np.add.at(p, pos.loc[mv.load.bus].to_numpy(), mv.load.p_mw.to_numpy())
+    np.add.at(q, pos.loc[mv.load.bus].to_numpy(), mv.load.q_mvar.to_numpy())
+    return pd.Series(ldf_voltages(network, p, q, SUBSTATION.vm_set_pu), index=network.buses)
+
+
+def _set_off_load_tap(community: Community, vm_mv_pu: float) -> None:
+    """The fixed transformer model with the tap a DSO would set (see :data:`CHOICES`)."""
+    tap = community.transformer_link.best_tap(vm_mv_pu, community.vm_set_pu)
+    community.net.trafo["tap_pos"] = float(tap)
+    community.transformer_model = "fixed"
+    for cached in ("transformer", "transformer_link"):  # read at the neutral tap
+        community.__dict__.pop(cached, None)
 
 
 def _community(name: str, mv_bus: int, lv_net, rng: np.random.Generator,
@@ -208,10 +234,12 @@ def paper_case(day: str = DEFAULT_DAY, *, days: int = 1, step_minutes: int = 60,
 
     rng = np.random.default_rng(seed)
     communities = []
+    vm_nominal = _nominal_mv_voltages(mv)
     for i in range(n_communities):
-        communities.append(_community(
-            f"LV{i + 1}", buses[i], copy.deepcopy(lv_template), rng, loads, res, labels,
-            step_minutes))
+        community = _community(f"LV{i + 1}", buses[i], copy.deepcopy(lv_template), rng, loads,
+                               res, labels, step_minutes)
+        _set_off_load_tap(community, vm_nominal.at[buses[i]])
+        communities.append(community)
 
     notes = {row.item: f"{row.value} ({row.note})" if row.note else row.value
              for row in CHOICES.itertuples()}

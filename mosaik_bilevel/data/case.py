@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import CaseError
 from .guard import MAX_MAGNITUDE, SAFE_NAME
 from .network import VOLTAGE_MISMATCH, RadialNetwork, radial_network
+from .transformer import TRANSFORMER_MODELS, TransformerLink, transformer_link
 from .schema import (
     BATTERIES,
     GENERATORS,
@@ -90,6 +91,9 @@ class Community:
     shiftable: pd.DataFrame = field(default_factory=lambda: empty_table(SHIFTABLE))
     transformer_s_mva: float | None = None
     vm_set_pu: float = 1.0
+    #: ``regulated`` (an on-load tap changer holds the LV root at ``vm_set_pu``) or ``fixed``
+    #: (the tap stays at the data's ``tap_pos``): :mod:`mosaik_bilevel.data.transformer`
+    transformer_model: str = "regulated"
     source: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
@@ -127,6 +131,14 @@ class Community:
                               ignore_buses=(int(tr.hv_bus),),
                               source=self.files.get("network") or self.source
                               or f"community {self.name}: network")
+
+    @cached_property
+    def transformer_link(self) -> TransformerLink:
+        """The transformer linearised (ratio, taps, series impedance on 1 MVA)."""
+        tr = self.transformer
+        vn = self.net.bus.vn_kv
+        return transformer_link(tr, float(vn.at[int(tr.hv_bus)]), float(vn.at[int(tr.lv_bus)]),
+                                self.where("network"))
 
     @property
     def s_max_mva(self) -> float:
@@ -227,6 +239,18 @@ class Case:
     def mv_side(self) -> Case:
         """The case without its communities: what the market operator holds in LDD-ADMM."""
         return dataclasses.replace(self, communities=[], name=f"{self.name} (MV side)")
+
+    def with_transformer_model(self, model: str | None) -> Case:
+        """The case with every community's transformer modelled as ``model`` (``regulated``
+        or ``fixed``; None: as the case has it)."""
+        if model is None:
+            return self
+        if model not in TRANSFORMER_MODELS:
+            raise CaseError(self.source or self.name, "transformer_model",
+                            f"must be one of {TRANSFORMER_MODELS}, got {model!r}")
+        return dataclasses.replace(self, communities=[
+            c if c.transformer_model == model else dataclasses.replace(
+                c, transformer_model=model) for c in self.communities])
 
     def voltage_bands(self) -> dict[str, list[float]]:
         """The widest voltage band per level, ``{"mv_vm_band_pu": [lo, hi], "lv_vm_band_pu":
@@ -338,7 +362,11 @@ class Case:
             raise CaseError(src, "mv_bus", "a community cannot connect at the substation bus")
         if not (_real(c.vm_set_pu) and 0.5 <= c.vm_set_pu <= 1.5):
             raise CaseError(src, "vm_set_pu", f"must lie in [0.5, 1.5], got {c.vm_set_pu!r}")
+        if c.transformer_model not in TRANSFORMER_MODELS:
+            raise CaseError(src, "transformer_model", f"must be one of {TRANSFORMER_MODELS}, "
+                                                      f"got {c.transformer_model!r}")
         self._check_transformer_voltage(c, src)
+        c.transformer_link  # noqa: B018 -- its tap data are checked here
         lv = c.lv_network
         for table, name in ((c.members, "members"), (c.pv, "pv"), (c.batteries, "batteries"),
                             (c.shiftable, "shiftable")):

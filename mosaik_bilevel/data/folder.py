@@ -19,6 +19,7 @@ import yaml
 
 from ..errors import CaseError
 from . import guard
+from .transformer import TRANSFORMER_MODELS
 from .case import (
     MAX_HORIZON_HOURS,
     MAX_POLYGON_SIDES,
@@ -35,7 +36,8 @@ _TOP_KEYS = {"name", "step_minutes", "horizon_hours", "polygon_sides", "costs", 
              "communities", "notes"}
 _MV_KEYS = {"network", "substation", "generators", "pv_plants", "timeseries"}
 _MV_SERIES = {"load_p_mw", "load_q_mvar", "pv_plant_availability_pu"}
-_COMMUNITY_KEYS = {"name", "mv_bus", "network", "transformer_s_mva", "vm_set_pu", "members",
+_COMMUNITY_KEYS = {"name", "mv_bus", "network", "transformer_s_mva", "vm_set_pu",
+                   "transformer_model", "members",
                    "pv", "batteries", "shiftable", "timeseries"}
 _COMMUNITY_SERIES = {"member_p_mw", "member_q_mvar", "pv_availability_pu"}
 _SUBSTATION_KEYS = {"p_import_max_mw", "p_export_max_mw", "s_max_mva", "vm_set_pu"}
@@ -365,6 +367,12 @@ def _community_options(entry: dict, field: str, src: str, cfile) -> dict:
     if "vm_set_pu" in entry:
         kwargs["vm_set_pu"] = _number(entry["vm_set_pu"], src, f"{field}.vm_set_pu",
                                       minimum=0.5, maximum=1.5)
+    if "transformer_model" in entry:
+        model = entry["transformer_model"]
+        if model not in TRANSFORMER_MODELS:
+            raise CaseError(src, f"{field}.transformer_model",
+                            f"must be one of {', '.join(TRANSFORMER_MODELS)}, got {model!r}")
+        kwargs["transformer_model"] = model
     for key in ("pv", "batteries", "shiftable"):
         if key in entry:
             kwargs[key] = _read_table(cfile(key))
@@ -424,7 +432,7 @@ def _save_community(c: Community, folder: Path) -> dict:
     _write_series(c.pv_availability_pu, sub / "pv_availability_pu.csv")
     entry = {
         "name": c.name, "mv_bus": int(c.mv_bus), "network": f"{rel}/lv_network.json",
-        "vm_set_pu": float(c.vm_set_pu),
+        "vm_set_pu": float(c.vm_set_pu), "transformer_model": c.transformer_model,
         "members": f"{rel}/members.csv", "pv": f"{rel}/pv.csv",
         "batteries": f"{rel}/batteries.csv", "shiftable": f"{rel}/shiftable.csv",
         "timeseries": {"member_p_mw": f"{rel}/member_p_mw.csv",

@@ -103,7 +103,8 @@ def _sum_at(positions: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 def build_follower(case: Case, periods: pd.DatetimeIndex,
                    p_init_mw: pd.Series | None = None,
-                   exchanges: ExchangePoints | None = None) -> Follower:
+                   exchanges: ExchangePoints | None = None,
+                   vm_min_pu: np.ndarray | None = None) -> Follower:
     """The follower LP of ``case`` over ``periods``.
 
     Parameters
@@ -114,6 +115,9 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
     exchanges
         The communities as the follower sees them; default from their own data. The
         distributed method passes only what the communities disclose.
+    vm_min_pu
+        Lower voltage bound per MV bus and period (buses × periods; default the network's
+        band), e.g. tightened by an AC correction.
     """
     mv = case.mv_network
     model = LinearModel("follower")
@@ -125,7 +129,7 @@ def build_follower(case: Case, periods: pd.DatetimeIndex,
                                implied_upper=ranges[:, 1:])
     withdrawals, p_total, q_total = _mv_withdrawals(case, periods, ex)
     ldf = add_lindistflow(model, mv, periods, withdrawals, name="mv",
-                          vm_set_pu=case.substation.vm_set_pu,
+                          vm_set_pu=case.substation.vm_set_pu, vm_min_pu=vm_min_pu,
                           polygon_sides=case.polygon_sides)
     p_sub, q_sub = _add_substation(model, case, periods, ldf, p_total, q_total)
     p_gen, q_gen = _add_units(model, case, periods, ldf)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..data.case import Case
 from .big_m import SAFETY, follower_dual_big_m
+from .correction import MV, ACBounds
 from .follower import Follower, build_follower
 from .kkt import Embedding, KKTSystem, add_kkt, embed
 from .linear import LinearModel, Variables
@@ -76,6 +77,7 @@ def build_formulation(
     initial_energy_mwh: dict[str, pd.Series] | None = None,
     shiftable_done: dict[str, pd.Series] | None = None,
     p_init_mw: pd.Series | None = None,
+    ac_bounds: ACBounds | None = None,
 ) -> Formulation:
     """Build ``method``'s model of ``case`` over ``periods`` (see the module docstring).
 
@@ -91,6 +93,9 @@ def build_formulation(
         Measured shiftable-load progress per community in the cycle the horizon starts in.
     p_init_mw
         Units' output before the horizon (first ramp).
+    ac_bounds
+        Voltage bounds and transformer ratings tightened by an AC correction
+        (:mod:`mosaik_bilevel.model.correction`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -99,17 +104,24 @@ def build_formulation(
     model = LinearModel(f"{method}-{pricing}")
     initial = initial_energy_mwh or {}
     done = shiftable_done or {}
+    bounds = ac_bounds or ACBounds()
     blocks = [
         add_community(model, case, c, periods, name=f"c[{c.name}]",
-                      initial_energy_mwh=initial.get(c.name), shiftable_done=done.get(c.name))
+                      initial_energy_mwh=initial.get(c.name), shiftable_done=done.get(c.name),
+                      vm_min_pu=bounds.vm_min(c.name, c.lv_network.buses, periods,
+                                              c.lv_network.voltage_band()[0]),
+                      s_max_factor=bounds.rating_factor(c.name, periods))
         for c in case.communities
     ]
-    follower = build_follower(case, periods, p_init_mw=p_init_mw)
+    mv = case.mv_network
+    follower = build_follower(case, periods, p_init_mw=p_init_mw, vm_min_pu=bounds.vm_min(
+        MV, mv.buses, periods, mv.voltage_band()[0]))
     exchanges = {follower.p_ex.name: np.vstack([b.p_ex.ids for b in blocks])}
     form = Formulation(method=method, pricing=pricing, case=case, periods=periods,
                        model=model, communities=blocks, follower=follower,
                        state={"initial_energy_mwh": initial_energy_mwh,
-                              "shiftable_done": shiftable_done, "p_init_mw": p_init_mw})
+                              "shiftable_done": shiftable_done, "p_init_mw": p_init_mw,
+                              "ac_bounds": ac_bounds})
     if method == "exact":
         form.kkt = add_kkt(
             model, follower.model, exchanges,
@@ -131,4 +143,28 @@ def build_formulation(
             model.objective_offset += a.offset
     else:  # standalone
         form.tariff = add_tariff(model, case.step_h, case.prices, blocks, periods)
+    tie_transformers(form)
     return form
+
+
+def tie_transformers(form: Formulation) -> None:
+    """Each fixed-tap transformer's MV voltage ``w_mv`` is the follower's voltage at its bus
+    (an upper-level constraint on follower variables, see docs/transformer.md); in
+    ``standalone``, which knows nothing of the MV side, it sits at the substation's
+    set-point."""
+    mv = form.follower.mv
+    w_ids = form.follower_ids(mv.w)
+    model = form.model
+    for block in form.communities:
+        if block.w_mv is None:
+            continue
+        bus = int(block.community.mv_bus)
+        pos = mv.network.position.at[bus]
+        if w_ids is None or pos == 0:
+            w_fix = form.case.substation.vm_set_pu ** 2 if w_ids is None else mv.w_root
+            model.set_bounds(block.w_mv, w_fix, w_fix)
+            continue
+        row = model.add_constraints(f"c[{block.community.name}].w_mv_tie",
+                                    (form.periods,), "==", 0.0)
+        model.add_terms(row.ids, block.w_mv.ids, 1.0)
+        model.add_terms(row.ids, w_ids[pos - 1], -1.0)

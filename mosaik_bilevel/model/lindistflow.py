@@ -63,6 +63,9 @@ class LinDistFlow:
     q_balance: Constraints | None
     voltage_drop: Constraints
     polygon: Constraints | None
+    #: the root's squared voltage when it is a variable (an LV feeder behind a fixed-tap
+    #: transformer), else None and the root sits at ``w_root``
+    w_root_var: Variables | None = None
 
     def balance_rows(self, buses) -> np.ndarray:
         """Active-balance row ids (len(buses) × periods) of pandapower ``buses``."""
@@ -217,6 +220,7 @@ def add_lindistflow(
     vm_min_pu: np.ndarray | float | None = None,
     vm_max_pu: np.ndarray | float | None = None,
     polygon_sides: int = 8,
+    root_variable: bool = False,
 ) -> LinDistFlow:
     """Add LinDistFlow for ``network`` over ``periods`` to ``model``.
 
@@ -231,20 +235,31 @@ def add_lindistflow(
     vm_set_pu
         Voltage magnitude at the root.
     vm_min_pu, vm_max_pu
-        Voltage band per bus (aligned with ``network.buses``) or one value; default the
-        network's own (:meth:`~mosaik_bilevel.data.network.RadialNetwork.voltage_band`: its
+        Voltage band per bus (aligned with ``network.buses``; one value, one per bus, or
+        buses × periods); default the network's own
+        (:meth:`~mosaik_bilevel.data.network.RadialNetwork.voltage_band`: its
         ``min_vm_pu``/``max_vm_pu``, the default band where a bus declares none).
     polygon_sides
         Sides of the polygon approximating each branch's thermal rating.
+    root_variable
+        The root's squared voltage is a variable within the root's band (the caller ties it
+        to something, e.g. its MV bus through a fixed-tap transformer), not ``vm_set_pu``².
     """
     ranges = _flow_ranges(network, withdrawals, reactive_fixed)
     p_flow, q_flow = _add_flows(model, network, periods, ranges, name, polygon_sides)
     w_root = vm_set_pu ** 2
-    w = _add_squared_voltages(model, network, periods, ranges, w_root, vm_min_pu, vm_max_pu,
-                              name)
+    vmin, vmax = _band(network, len(periods), vm_min_pu, vm_max_pu)
+    root = None
+    if root_variable:
+        root = model.add_variables(f"{name}.w_root_pu2", (periods,), vmin[0] ** 2,
+                                   vmax[0] ** 2)
+    w = _add_squared_voltages(model, network, periods, ranges, w_root, vmin, vmax, name,
+                              root_range=None if root is None else (vmin[0] ** 2,
+                                                                    vmax[0] ** 2))
     p_balance, q_balance = _add_balances(model, network, periods, withdrawals, p_flow, q_flow,
                                          name)
-    drop = _add_voltage_drops(model, network, periods, ranges, w, w_root, p_flow, q_flow, name)
+    drop = _add_voltage_drops(model, network, periods, ranges, w, w_root, p_flow, q_flow, name,
+                              root=root)
     polygon = None
     if not reactive_fixed:
         polygon = add_polygon(
@@ -254,7 +269,7 @@ def add_lindistflow(
     return LinDistFlow(
         network=network, periods=periods, p_flow=p_flow, q_flow=q_flow,
         q_flow_fixed_mvar=ranges.q_fixed, w=w, w_root=w_root, p_balance=p_balance,
-        q_balance=q_balance, voltage_drop=drop, polygon=polygon,
+        q_balance=q_balance, voltage_drop=drop, polygon=polygon, w_root_var=root,
     )
 
 
@@ -316,12 +331,25 @@ def _add_flows(model: LinearModel, network: RadialNetwork, periods, ranges: _Flo
     return p_flow, q_flow
 
 
+def _band(network: RadialNetwork, n_periods: int, vm_min_pu, vm_max_pu
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The voltage band (buses × periods, pu) from the arguments or the network's own."""
+    band_lo, band_hi = network.voltage_band()
+    shape = (network.n_buses, n_periods)
+
+    def full(value, default):
+        value = np.asarray(default if value is None else value, dtype=float)
+        return np.broadcast_to(value[:, None] if value.ndim == 1 else value, shape)
+
+    return full(vm_min_pu, band_lo), full(vm_max_pu, band_hi)
+
+
 def _add_squared_voltages(model: LinearModel, network: RadialNetwork, periods,
-                          ranges: _FlowRanges, w_root: float, vm_min_pu, vm_max_pu,
-                          name: str) -> Variables:
-    """Squared voltages of the non-root buses within their band; implied ranges from the
-    flow ranges."""
-    nb, nt = network.n_branches, len(periods)
+                          ranges: _FlowRanges, w_root: float, vmin: np.ndarray,
+                          vmax: np.ndarray, name: str,
+                          root_range: tuple | None = None) -> Variables:
+    """Squared voltages of the non-root buses within their band (buses × periods); implied
+    ranges from the flow ranges (and the root's range when the root is a variable)."""
     mpath = network.path_matrix
     r = network.branches["r_pu"].to_numpy()
     x = network.branches["x_pu"].to_numpy()
@@ -329,16 +357,12 @@ def _add_squared_voltages(model: LinearModel, network: RadialNetwork, periods,
     xq_lo, xq_hi = _interval_product(x, ranges.q_lo, ranges.q_hi)
     drop_lo = mpath.T @ (rp_lo + xq_lo)
     drop_hi = mpath.T @ (rp_hi + xq_hi)
-    band_lo, band_hi = network.voltage_band()
-    vmin = band_lo if vm_min_pu is None else np.broadcast_to(vm_min_pu, nb + 1)
-    vmax = band_hi if vm_max_pu is None else np.broadcast_to(vm_max_pu, nb + 1)
-    vmin, vmax = np.asarray(vmin)[1:, None], np.asarray(vmax)[1:, None]
+    root_lo, root_hi = (w_root, w_root) if root_range is None else root_range
     return model.add_variables(f"{name}.w_pu2", (pd.Index(network.buses[1:], name="bus"),
                                                  periods),
-                               np.broadcast_to(vmin ** 2, (nb, nt)),
-                               np.broadcast_to(vmax ** 2, (nb, nt)),
-                               implied_lower=(w_root - 2 * drop_hi)[1:],
-                               implied_upper=(w_root - 2 * drop_lo)[1:])
+                               vmin[1:] ** 2, vmax[1:] ** 2,
+                               implied_lower=(root_lo - 2 * drop_hi)[1:],
+                               implied_upper=(root_hi - 2 * drop_lo)[1:])
 
 
 def _add_balances(model: LinearModel, network: RadialNetwork, periods,
@@ -362,13 +386,15 @@ def _add_balances(model: LinearModel, network: RadialNetwork, periods,
 
 def _add_voltage_drops(model: LinearModel, network: RadialNetwork, periods,
                        ranges: _FlowRanges, w: Variables, w_root: float, p_flow: Variables,
-                       q_flow: Variables | None, name: str) -> Constraints:
-    """``w_child - w_parent + 2 r P + 2 x Q = 0``, with the root's w a constant."""
+                       q_flow: Variables | None, name: str,
+                       root: Variables | None = None) -> Constraints:
+    """``w_child - w_parent + 2 r P + 2 x Q = 0``, with the root's w a constant (or the
+    variable ``root``)."""
     parent = network.parent_position
     r = network.branches["r_pu"].to_numpy()
     x = network.branches["x_pu"].to_numpy()
     at_root = parent == 0
-    rhs = np.where(at_root[:, None], w_root, 0.0)
+    rhs = np.where(at_root[:, None], 0.0 if root is not None else w_root, 0.0)
     if ranges.q_fixed is not None:
         rhs = rhs - 2 * x[:, None] * ranges.q_fixed
     drop = model.add_constraints(f"{name}.voltage_drop", (_branch_index(network), periods),
@@ -376,6 +402,10 @@ def _add_voltage_drops(model: LinearModel, network: RadialNetwork, periods,
     model.add_terms(drop.ids, w.ids, 1.0)
     not_root = np.flatnonzero(~at_root)
     model.add_terms(drop.ids[not_root], w.ids[parent[not_root] - 1], -1.0)
+    if root is not None:
+        from_root = np.flatnonzero(at_root)
+        model.add_terms(drop.ids[from_root], np.broadcast_to(
+            root.ids, (from_root.size, len(periods))), -1.0)
     model.add_terms(drop.ids, p_flow.ids, 2 * r[:, None])
     if q_flow is not None:
         model.add_terms(drop.ids, q_flow.ids, 2 * x[:, None])

@@ -44,6 +44,9 @@ class CommunityBlocks:
     own_cost_cols: np.ndarray
     own_cost_coefs: np.ndarray
     own_cost_offset: np.ndarray
+    #: fixed transformer model only: the squared voltage of the MV bus (per period) that the
+    #: community's LV root follows; the caller ties it to the MV side (or fixes it)
+    w_mv: Variables | None = None
 
     def own_cost_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Own cost per period as linear terms: ``(cols, coefs, offset)`` (class docstring)."""
@@ -118,6 +121,8 @@ def add_community(
     name: str,
     initial_energy_mwh: pd.Series | None = None,
     shiftable_done: pd.Series | None = None,
+    vm_min_pu: np.ndarray | None = None,
+    s_max_factor: np.ndarray | None = None,
 ) -> CommunityBlocks:
     """Add one community over ``periods`` to ``model`` (see the module docstring).
 
@@ -133,14 +138,23 @@ def add_community(
         Periods each shiftable load has run so far in the cycle the horizon starts in
         (measured; used when the horizon starts inside a cycle, see
         :func:`~mosaik_bilevel.model.shiftable.shiftable_requirements`).
+    vm_min_pu
+        Lower voltage bound per LV bus and period (buses × periods; default the feeder's
+        band), e.g. tightened by an AC correction.
+    s_max_factor
+        Factor on the transformer's rating per period (default 1), e.g. from an AC
+        correction.
     """
     settings = settings_of(case)
     c = community
+    fixed = c.transformer_model == "fixed"
     ldf = add_lindistflow(model, c.lv_network, periods, _withdrawals(c, periods),
                           name=f"{name}.lv", reactive_fixed=True, vm_set_pu=c.vm_set_pu,
-                          polygon_sides=settings.polygon_sides)
+                          vm_min_pu=vm_min_pu,
+                          polygon_sides=settings.polygon_sides, root_variable=fixed)
     own = _OwnCost(len(periods))
-    p_ex = _exchange(model, settings, c, periods, ldf, name)
+    p_ex = _exchange(model, settings, c, periods, ldf, name, s_max_factor)
+    w_mv = _fixed_transformer(model, c, periods, ldf, p_ex, name) if fixed else None
     p_pv = _rooftop_pv(model, settings, c, periods, ldf, name, own)
     battery = _batteries(model, settings, c, periods, ldf, name, own, initial_energy_mwh)
     on = _shiftable(model, settings, c, periods, ldf, name, shiftable_done)
@@ -149,7 +163,26 @@ def add_community(
     model.objective_offset += float(offset.sum())
     return CommunityBlocks(
         community=c, periods=periods, lv=ldf, p_ex=p_ex, p_pv=p_pv, **battery, on=on,
-        own_cost_cols=cols, own_cost_coefs=coefs, own_cost_offset=offset)
+        own_cost_cols=cols, own_cost_coefs=coefs, own_cost_offset=offset, w_mv=w_mv)
+
+
+#: Range of the MV bus's squared voltage a community's model admits (the MV side bounds it).
+W_MV_RANGE = (0.5 ** 2, 1.5 ** 2)
+
+
+def _fixed_transformer(model: LinearModel, c: Community, periods, ldf: LinDistFlow,
+                       p_ex: Variables, name: str) -> Variables:
+    """``w_root = w_mv / n² − 2 (r p_ex + x q_ex)``: the LV root follows the MV bus through
+    the fixed-tap transformer (:mod:`mosaik_bilevel.data.transformer`)."""
+    link = c.transformer_link
+    q_ex = c.q_exchange_mvar.loc[periods].to_numpy()
+    w_mv = model.add_variables(f"{name}.w_mv_pu2", (periods,), *W_MV_RANGE)
+    row = model.add_constraints(f"{name}.transformer", (periods,), "==",
+                                -2.0 * link.x_pu * q_ex)
+    model.add_terms(row.ids, ldf.w_root_var.ids, 1.0)
+    model.add_terms(row.ids, w_mv.ids, -1.0 / link.ratio() ** 2)
+    model.add_terms(row.ids, p_ex.ids, 2.0 * link.r_pu)
+    return w_mv
 
 
 def _withdrawals(c: Community, periods: pd.DatetimeIndex) -> Withdrawals:
@@ -173,10 +206,15 @@ def _withdrawals(c: Community, periods: pd.DatetimeIndex) -> Withdrawals:
 
 
 def _exchange(model: LinearModel, settings: CommunitySettings, c: Community, periods,
-              ldf: LinDistFlow, name: str) -> Variables:
+              ldf: LinDistFlow, name: str, s_max_factor: np.ndarray | None = None
+              ) -> Variables:
     """The exchange at the transformer: import positive, inside the polygon given q_ex."""
     q_ex = c.q_exchange_mvar.loc[periods].to_numpy()[None, :]
     lo, hi = polygon_p_bounds(np.array([c.s_max_mva]), q_ex, settings.polygon_sides)
+    if s_max_factor is not None:  # the polygon scales with the rating (q_ex is data)
+        lo_s, hi_s = polygon_p_bounds(c.s_max_mva * np.asarray(s_max_factor, dtype=float),
+                                      q_ex.T, settings.polygon_sides)
+        lo, hi = np.maximum(lo, lo_s.T), np.minimum(hi, hi_s.T)
     rng = exchange_range(c)
     p_ex = model.add_variables(f"{name}.p_ex_mw", (periods,), lo[0], hi[0],
                                implied_lower=rng[0], implied_upper=rng[1])

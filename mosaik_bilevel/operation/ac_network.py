@@ -187,7 +187,8 @@ class ACNetwork:
             tap_min=tr.get("tap_min", np.nan),
             tap_step_percent=tr.get("tap_step_percent", np.nan),
             tap_step_degree=tr.get("tap_step_degree", np.nan),
-            tap_pos=tr.get("tap_pos", np.nan), parallel=int(tr.parallel),
+            tap_pos=tr.get("tap_pos", np.nan), tap_changer_type=_tap_changer_type(tr),
+            parallel=int(tr.parallel),
             df=float(tr.get("df", 1.0)), name=f"{c.name}/trafo")
         device_buses = sorted(set(c.members["bus"]) | set(c.pv["bus"])
                               | set(c.batteries["bus"]) | set(c.shiftable["bus"]))
@@ -319,6 +320,16 @@ class ACNetwork:
         step.ldf_lv_error_pu = float(np.abs(ldf_lv - ac_lv).max())
         step.envelope["lv", "ac"] = (float(ac_lv.min()), float(ac_lv.max()))
         step.envelope["lv", "ldf"] = (float(ldf_lv.min()), float(ldf_lv.max()))
+
+
+def _tap_changer_type(tr: pd.Series) -> str | None:
+    """The tap changer's type; pandapower ignores taps of a transformer without one, so a
+    tap step without a type is a ratio tap changer (how the clearing reads it)."""
+    kind = tr.get("tap_changer_type")
+    if isinstance(kind, str) and kind:
+        return kind
+    step = tr.get("tap_step_percent")
+    return "Ratio" if step is not None and np.isfinite(float(step)) and step else None
 
 
 def _aligned(values, index: pd.Index | pd.Series) -> np.ndarray:
