@@ -24,7 +24,8 @@ from .solvers.highs import SolverOptions
 
 def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, start=None,
           options: SolverOptions | None = None, ac: bool = True,
-          compare_exact: bool = False, **kwargs) -> SolveResult:
+          compare_exact: bool = False, ac_correction: int = 0,
+          transformer: str | None = None, **kwargs) -> SolveResult:
     """Solve one horizon of ``case`` with ``method`` and check its dispatch in AC.
 
     ``method`` is ``exact``, ``hpr``, ``integrated``, ``standalone`` (keyword arguments as
@@ -34,6 +35,11 @@ def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, sta
     ``options`` are then the HiGHS options of its steps). ``compare_exact`` (LDD-ADMM): also
     solve the exact method on the horizon and report the deviation. ``ac``: validate the
     dispatch with pandapower's AC power flow (``result.ac``, ``ac.csv``).
+    ``ac_correction``: after the clearing, correct LinDistFlow where AC disagrees and clear
+    again, at most this many times
+    (:func:`~mosaik_bilevel.operation.ac_correction.clear_ac_corrected`; ``ac_correction.csv``).
+    ``transformer``: model every community's transformer as ``regulated`` or ``fixed``
+    (default: as the case has it).
 
     A single-level solution that fails the bilevel certificate raises
     :class:`~mosaik_bilevel.errors.CertificateError` (its result, AC check included, in
@@ -44,9 +50,12 @@ def solve(case: Case | str, method: str = "exact", pricing: str = "dlmp", *, sta
     >>> result = solve("tiny", method="exact", pricing="dlmp")  # doctest: +SKIP
     >>> result.exchanges.head()  # doctest: +SKIP
     """
-    case = as_case(case)
+    case = as_case(case).with_transformer_model(transformer)
     method = method_name(method)
     attach_ac_check = _ac_check() if ac else None
+    if ac_correction:
+        return _solve_ac_corrected(case, method, pricing, start, options, ac, compare_exact,
+                                   ac_correction, kwargs)
     if compare_exact:
         if method != "ldd_admm":
             raise OptionsError("compare_exact", "goes with method 'ldd_admm'")
@@ -78,6 +87,26 @@ def solve_days(case: Case | str, method: str = "exact", pricing: str = "dlmp", *
         for result in results:
             attach_ac_check(case, result, options)
     return results
+
+
+def _solve_ac_corrected(case: Case, method: str, pricing: str, start, options, ac: bool,
+                        compare_exact: bool, rounds: int, kwargs: dict) -> SolveResult:
+    """:func:`solve` with an AC correction (single-level methods)."""
+    from .operation.ac_correction import clear_ac_corrected
+
+    if not ac:
+        raise OptionsError("ac_correction", "needs the AC check (not with ac=False / --no-ac)")
+    if method not in SINGLE_LEVEL or compare_exact:
+        raise OptionsError("ac_correction", f"goes with the single-level methods "
+                                            f"({', '.join(SINGLE_LEVEL)}), not {method!r}")
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        raise OptionsError("ac_correction", f"must be a whole number >= 0, got {rounds!r}")
+
+    def clear(bounds):
+        return solve_with(case, method, pricing, start=start, options=options,
+                          ac_bounds=bounds, **kwargs)
+
+    return clear_ac_corrected(case, clear, max_rounds=rounds, options=options)
 
 
 def _ac_check():

@@ -26,6 +26,7 @@ from pathlib import Path
 from .api import solve
 from .cases import case_options, load_case
 from .data.folder import save_case
+from .data.transformer import TRANSFORMER_MODELS
 from .errors import CertificateError, MosaikBilevelError, OptionsError, RunAbortedError
 from .methods.ldd_admm import ADMMOptions, PenaltySpec
 from .methods.ldd_admm.backends import BACKENDS, default_backend
@@ -107,6 +108,17 @@ def _add_case_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_SEED, default=None, help="random: seed (default 0)")
 
 
+def _add_ac_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transformer", choices=TRANSFORMER_MODELS, default=None,
+                   help="model every MV/LV transformer as regulated (on-load tap changer "
+                        "holding vm_set_pu) or fixed (off-load tap; the LV voltage follows "
+                        "the MV bus); default: the case's (paper: fixed)")
+    p.add_argument("--ac-correction", type=_whole(0), default=0, metavar="N",
+                   help="after a clearing, tighten LinDistFlow where the AC power flow "
+                        "breaks a voltage or transformer limit and clear again, at most N "
+                        "times (ac_correction.csv); default 0: off")
+
+
 def _solve(args) -> int:
     case = _case(args)
     method = method_name(args.method)
@@ -121,7 +133,8 @@ def _solve(args) -> int:
                      penalty=PenaltySpec(miqp_solver=args.miqp_solver))}
     try:
         result = solve(case, method, args.pricing, start=args.start, options=options,
-                       ac=args.ac, **extra)
+                       ac=args.ac, ac_correction=args.ac_correction,
+                       transformer=args.transformer, **extra)
     except CertificateError as exc:  # the rejected result is written, and exit code 1
         result = exc.result
     out = Path(args.out)
@@ -147,6 +160,12 @@ def _solve(args) -> int:
                   f"converged, vm {_fmt(ac.get('vm_min_pu'), '.4f')}.."
                   f"{_fmt(ac.get('vm_max_pu'), '.4f')} pu, "
                   f"{ac.get('steps_with_vm_violation', 'n/a')} with a voltage violation")
+        corr = summary.get("ac_correction")
+        if corr:
+            print(f"  AC correction   {corr['rounds']} of {corr['max_rounds']} rounds, "
+                  f"{'within tolerance' if corr['converged'] else 'NOT within tolerance'}; "
+                  f"system cost {corr['system_cost_before']:.6g} before, price of "
+                  f"feasibility {corr['price_of_feasibility']:.4g}")
         times = summary["times_s"]
         if times.get("solve") is not None:
             print(f"  solve time      {times['solve']:.3g} s")
@@ -337,6 +356,7 @@ def _add_solve_command(sub) -> None:
                    help="ldd-admm: also solve exactly and report the deviation")
     p.add_argument("--no-ac", dest="ac", action="store_false",
                    help="skip the AC validation of the dispatch (ac.csv)")
+    _add_ac_arguments(p)
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(run=_solve)
 

@@ -98,17 +98,19 @@ class Solver:
 
     # -- building --------------------------------------------------------------------------
     def build(self, start=None, *, n_periods: int | None = None, initial_energy_mwh=None,
-              shiftable_done=None, p_init_mw=None) -> Formulation:
+              shiftable_done=None, p_init_mw=None, ac_bounds=None) -> Formulation:
         """Build the model of one horizon (does not hand it to HiGHS).
 
-        ``n_periods`` (default the case's horizon) may be any length, ``start`` any period.
+        ``n_periods`` (default the case's horizon) may be any length, ``start`` any period;
+        ``ac_bounds``: bounds tightened by an AC correction
+        (:class:`~mosaik_bilevel.model.correction.ACBounds`).
         """
         periods = self.case.periods(start, n_periods)
         return build_formulation(
             self.case, periods, self.method, self.pricing,
             dual_big_m_safety=self.dual_big_m_safety, tighten=self.tighten,
             initial_energy_mwh=initial_energy_mwh, shiftable_done=shiftable_done,
-            p_init_mw=p_init_mw)
+            p_init_mw=p_init_mw, ac_bounds=ac_bounds)
 
     def prepare(self, start=None, **state) -> dict[str, float]:
         """Build one horizon's model and hand it to HiGHS (or update the one it holds).
@@ -130,15 +132,16 @@ class Solver:
 
     # -- solving ---------------------------------------------------------------------------
     def solve(self, start=None, *, n_periods: int | None = None, initial_energy_mwh=None,
-              shiftable_done=None, p_init_mw=None) -> SolveResult:
+              shiftable_done=None, p_init_mw=None, ac_bounds=None) -> SolveResult:
         """Solve one horizon starting at ``start`` (default: the case's first).
 
         The measured state it starts from: battery energy and shiftable-load progress per
-        community (``{community: Series}``), the units' output before it (``p_init_mw``).
+        community (``{community: Series}``), the units' output before it (``p_init_mw``);
+        ``ac_bounds`` as for :meth:`build`.
         """
         run = _Run(time.perf_counter(), self.prepare(
             start, n_periods=n_periods, initial_energy_mwh=initial_energy_mwh,
-            shiftable_done=shiftable_done, p_init_mw=p_init_mw))
+            shiftable_done=shiftable_done, p_init_mw=p_init_mw, ac_bounds=ac_bounds))
         form = self.formulation
         lazy = LazyBinaries.of(form.communities, form.kkt) if self.lazy else None
         attempts = 0

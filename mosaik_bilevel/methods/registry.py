@@ -68,5 +68,5 @@ def solve_with(case: Case, method: str, pricing: str = "dlmp", *, start=None,
         return solve_ldd_admm(case, pricing, start=start, options=admm,
                               solver_options=options, **kwargs)
     state = {k: kwargs.pop(k) for k in ("n_periods", "initial_energy_mwh", "shiftable_done",
-                                        "p_init_mw") if k in kwargs}
+                                        "p_init_mw", "ac_bounds") if k in kwargs}
     return Solver(case, method, pricing, options=options, **kwargs).solve(start, **state)

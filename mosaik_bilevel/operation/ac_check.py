@@ -14,11 +14,13 @@ choice.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..data.case import Case
+from ..model.correction import MV
 from ..results.files import GRID_TO_AC, json_float
 from ..results.result import ACSummary, SolveResult
 from ..results.tables import MVDispatch
@@ -36,7 +38,8 @@ AC_COLUMNS = ("time", "converged", "p_sub_mw", "p_sub_planned_mw", "p_loss_mw",
 
 
 def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | None = None,
-                      *, options: SolverOptions | None = None) -> pd.DataFrame:
+                      *, options: SolverOptions | None = None,
+                      detail: ACDetail | None = None) -> pd.DataFrame:
     """AC power flow at every period of a solved horizon (columns :data:`AC_COLUMNS`).
 
     Parameters
@@ -44,7 +47,12 @@ def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | Non
     exchange_p_mw
         The solve's exchanges (period × community, MW; ``SolveResult.exchange_p_mw``).
     mv
-        Its MV dispatch (``SolveResult.mv``); None leaves units and utility PV at zero.
+        Its MV dispatch (``SolveResult.mv``); None leaves units and utility PV at zero;
+        its LinDistFlow voltages give each fixed-tap community the MV voltage its local
+        dispatch assumes.
+    detail
+        Filled with every bus's voltage and every transformer's loading (for an AC
+        correction).
     """
     times = pd.DatetimeIndex(exchange_p_mw.index)
     lv: dict[str, list] = {}
@@ -54,7 +62,10 @@ def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | Non
         op = CommunityOperation(c, case.community_settings, track_exchange=False,
                                 error=ForecastError(0.0, 0.0), options=options)
         target = exchange_p_mw[c.name].to_numpy(dtype=float)
-        schedule = op.accept(times[0], target)
+        vm_mv = None
+        if mv is not None and c.transformer_model == "fixed":
+            vm_mv = mv.vm_pu[c.mv_bus].reindex(times).to_numpy(dtype=float)
+        schedule = op.accept(times[0], target, vm_mv_pu=vm_mv)
         # how far the community's own dispatch misses its exchange (0 for a consistent solve)
         shortfall = np.fmax(shortfall, np.abs(schedule.p_ex_mw - target))
         lv[c.name] = [op.step(t, step_index=start_pos + k) for k, t in enumerate(times)]
@@ -68,11 +79,54 @@ def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | Non
         for c in case.communities:
             outcome = lv[c.name][k]
             ac.set_feeder(c.name, outcome.lv_p_mw, outcome.lv_q_mvar)
-        s = ac.run().summary()
+        step = ac.run()
+        if detail is not None:
+            detail.add(t, ac, step)
+        s = step.summary()
         rows.append({**{col: s.get(col) for col in AC_COLUMNS}, "time": t,
                      "p_sub_planned_mw": dispatch["p_sub"],
                      "schedule_shortfall_mw": shortfall[k]})
     return pd.DataFrame(rows, columns=list(AC_COLUMNS))
+
+
+@dataclass
+class ACDetail:
+    """Every bus's AC voltage and every feeder transformer's loading, per period.
+
+    ``vm_pu``: ``"mv"`` or a community's name → bus × period (pu; the case's bus ids);
+    ``trafo_loading_percent``: period × community; NaN where a power flow failed.
+    """
+
+    vm_pu: dict[str, pd.DataFrame] = field(default_factory=dict)
+    trafo_loading_percent: pd.DataFrame | None = None
+    _columns: dict = field(default_factory=dict)
+
+    def add(self, time, ac: ACNetwork, step) -> None:
+        """Record one period's power flow."""
+        vm = step.vm_pu if step.converged else pd.Series(dtype=float)
+        parts = {MV: ac.mv_buses}
+        parts.update({name: index for name, index in ac.lv_bus_index.items()})
+        for key, index in parts.items():
+            buses = index if isinstance(index, pd.Index) else index.index
+            merged = index if isinstance(index, pd.Index) else index.to_numpy()
+            self._columns.setdefault(key, {})[time] = vm.reindex(merged).to_numpy(
+                dtype=float) if len(vm) else np.full(len(buses), np.nan)
+            self._columns[key].setdefault("__buses__", list(buses))
+        loading = (step.trafo_loading_percent.reindex(ac.trafo_index.to_numpy()).to_numpy(
+            dtype=float) if step.converged else np.full(len(ac.trafo_index), np.nan))
+        self._columns.setdefault("__trafo__", {})[time] = pd.Series(
+            loading, index=ac.trafo_index.index)
+
+    def finish(self) -> ACDetail:
+        """Turn the recorded periods into the tables."""
+        for key, cols in self._columns.items():
+            if key == "__trafo__":
+                self.trafo_loading_percent = pd.DataFrame(cols).T
+                continue
+            buses = cols.pop("__buses__")
+            self.vm_pu[key] = pd.DataFrame(cols, index=pd.Index(buses, name="bus"))
+        self._columns = {}
+        return self
 
 
 def ac_summary(table: pd.DataFrame, *, step_h: float | None = None,

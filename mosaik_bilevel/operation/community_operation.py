@@ -91,8 +91,13 @@ def local_dispatch(community: Community, settings: CommunitySettings,
                    periods: pd.DatetimeIndex, p_ex_mw, *,
                    initial_energy_mwh: pd.Series | None = None,
                    shiftable_done: pd.Series | None = None,
-                   options: SolverOptions | None = None) -> DeviceSchedule:
+                   options: SolverOptions | None = None,
+                   vm_mv_pu=None) -> DeviceSchedule:
     """The community's device schedule that meets the exchange ``p_ex_mw`` at least own cost.
+
+    ``vm_mv_pu``: a fixed-tap community's MV bus voltage per period as the clearing planned
+    it (its LV voltages follow it); without it the LV root follows the MV bus wherever it
+    needs to within :data:`~mosaik_bilevel.model.lv_community.W_MV_RANGE`.
 
     The exchange may deviate from the schedule at :data:`SCHEDULE_PENALTY_PER_MWH`; the
     largest deviation is ``max_shortfall_mw`` (zero for a schedule the community proposed or
@@ -106,6 +111,10 @@ def local_dispatch(community: Community, settings: CommunitySettings,
     model = LinearModel(f"local dispatch {c.name}")
     blocks = add_community(model, settings, c, periods, name=f"c[{c.name}]",
                            initial_energy_mwh=initial_energy_mwh, shiftable_done=shiftable_done)
+    if blocks.w_mv is not None and vm_mv_pu is not None:
+        w = np.asarray(vm_mv_pu, dtype=float) ** 2
+        if np.isfinite(w).all():
+            model.set_bounds(blocks.w_mv, w, w)
     up = model.add_variables("shortfall_up_mw", (periods,), 0.0, np.inf)
     down = model.add_variables("shortfall_down_mw", (periods,), 0.0, np.inf)
     track = model.add_constraints("track_schedule", (periods,), "==", target)
@@ -206,7 +215,7 @@ class CommunityOperation:
         self.schedule: DeviceSchedule | None = None
         self._timeline = community.member_p_mw.index
         self._next: int | None = None  # timeline position of the next period to operate
-        self._pending: dict[int, np.ndarray] = {}  # schedules accepted before their start
+        self._pending: dict[int, tuple] = {}  # schedules (and MV voltages) before their start
 
     def set_energy(self, energy_mwh: dict) -> None:
         """Set the batteries' measured energy (``{battery: MWh}``; e.g. a resumed run's)."""
@@ -219,13 +228,14 @@ class CommunityOperation:
                                index=self.e_mwh.index, dtype=float)
 
     # -- planning ---------------------------------------------------------------------------
-    def accept(self, start, p_ex_mw) -> DeviceSchedule | None:
+    def accept(self, start, p_ex_mw, vm_mv_pu=None) -> DeviceSchedule | None:
         """Take an exchange schedule from ``start``; dispatch the devices to meet it.
 
         The devices are dispatched from the state measured when the schedule begins: at once
         when it begins with the next period to operate, else at its first period (a
         day-ahead schedule received before midnight). Returns the device schedule, or None
-        while it waits.
+        while it waits. ``vm_mv_pu``: the planned MV voltage at its bus (fixed-tap
+        transformer; see :func:`local_dispatch`).
         """
         first = self._timeline.get_indexer([pd.Timestamp(start)])[0]
         if first < 0:
@@ -236,17 +246,17 @@ class CommunityOperation:
             raise ValueError(f"community {self.community.name}: the schedule from {start} "
                              f"runs past the case's last period")
         if self._next is not None and first > self._next:
-            self._pending[first] = values
+            self._pending[first] = (values, vm_mv_pu)
             return None
-        return self._dispatch(first, values)
+        return self._dispatch(first, values, vm_mv_pu)
 
-    def _dispatch(self, first: int, values: np.ndarray) -> DeviceSchedule:
+    def _dispatch(self, first: int, values: np.ndarray, vm_mv_pu=None) -> DeviceSchedule:
         periods = self._timeline[first:first + len(values)]
         self._reset_cycle(first)
         self.schedule = local_dispatch(self.community, self.settings, periods, values,
                                        initial_energy_mwh=self.e_mwh.copy(),
                                        shiftable_done=self.shiftable_done.copy(),
-                                       options=self.options)
+                                       options=self.options, vm_mv_pu=vm_mv_pu)
         return self.schedule
 
     def _reset_cycle(self, position: int) -> None:
@@ -284,7 +294,7 @@ class CommunityOperation:
         time = pd.Timestamp(time)
         position = self._timeline.get_loc(time)
         if position in self._pending:  # a schedule accepted before its start begins now
-            self._dispatch(position, self._pending.pop(position))
+            self._dispatch(position, *self._pending.pop(position))
         self._reset_cycle(position)
         self._next = position + 1
         real = self._reality(time, step_index, load_p_mw, pv_available_mw)

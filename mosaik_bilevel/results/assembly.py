@@ -60,10 +60,40 @@ def fill_solution(result: SolveResult, case: Case, periods: pd.DatetimeIndex, *,
     p_sub = follower_values(follower.p_sub)
     if p_sub is not None:
         result.mv = mv_dispatch(case, follower, follower_values)
+        result.transformers = transformer_table(case, result.mv.vm_pu, result.exchange_p_mw,
+                                                result.exchange_q_mvar)
     if communities is not None and x is not None:
         result.batteries, result.rooftop_pv, result.shiftable = device_tables(communities, x)
     result.periods_table = periods_table(case, periods, dlmp, lp_dlmp, p_ex, p_sub)
     return result
+
+
+def transformer_table(case: Case, vm_mv_pu: pd.DataFrame, p_ex_mw: pd.DataFrame,
+                      q_ex_mvar: pd.DataFrame) -> pd.DataFrame:
+    """Per community and period (long): the transformer model, the MV voltage the dispatch
+    gives its bus (LinDistFlow), the tap (``fixed``: the data's; ``regulated``: the one that
+    holds the LV root at ``vm_set_pu``,
+    :meth:`~mosaik_bilevel.data.transformer.TransformerLink.implied_tap`), whether that tap lies within the transformer's range, and the LV root's voltage."""
+    rows = []
+    for c in case.communities:
+        if c.name not in p_ex_mw:
+            continue
+        link = c.transformer_link
+        vm_mv = vm_mv_pu[c.mv_bus].to_numpy(dtype=float)
+        p, q = p_ex_mw[c.name].to_numpy(float), q_ex_mvar[c.name].to_numpy(float)
+        if c.transformer_model == "fixed":
+            tap = np.full(len(vm_mv), link.tap_pos)
+            vm_lv = np.sqrt(np.maximum(link.lv_voltage_sq(vm_mv ** 2, p, q), 0.0))
+        else:
+            tap = link.implied_tap(vm_mv ** 2, p, q, c.vm_set_pu)
+            vm_lv = np.full(len(vm_mv), c.vm_set_pu)
+        within = (~np.isfinite(tap) & (link.tap_step_percent == 0)) | (
+            (tap >= link.tap_min - 1e-9) & (tap <= link.tap_max + 1e-9))
+        rows.append(pd.DataFrame({
+            "community": c.name, "time": vm_mv_pu.index, "model": c.transformer_model,
+            "vm_mv_pu": vm_mv, "tap_pos": tap, "tap_min": link.tap_min,
+            "tap_max": link.tap_max, "tap_in_range": within, "vm_lv_root_pu": vm_lv}))
+    return pd.concat(rows, ignore_index=True) if rows else None
 
 
 def settlement_prices(case: Case, pricing: str, periods, p_ex: np.ndarray,

@@ -23,7 +23,8 @@ import numpy as np
 SUMMARY_FILE = "summary.json"
 #: Tables a solve writes (``<name>.csv``), in order.
 SOLVE_TABLES = ("exchanges", "dlmp", "mv_dispatch", "batteries", "rooftop_pv", "shiftable",
-                "mv_voltage", "periods", "residuals", "deviation", "ac")
+                "mv_voltage", "periods", "residuals", "deviation", "ac", "transformers",
+                "ac_correction")
 #: Folder of a simulation's clearings (one solve folder per clearing).
 CLEARINGS_FOLDER = "clearings"
 #: A clearing's folder name: its horizon's start.

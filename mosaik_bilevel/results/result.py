@@ -194,6 +194,27 @@ class ACSummary(_Record):
 
 
 @dataclass
+class ACCorrectionSummary(_Record):
+    """An AC-corrected clearing (per-round table: ``SolveResult.ac_correction``).
+
+    ``*_before`` are the costs of the first clearing (LinDistFlow alone), the others of the
+    last; ``price_of_feasibility`` is the system cost's increase (``system_cost −
+    system_cost_before``)."""
+
+    rounds: int
+    max_rounds: int
+    converged: bool
+    vm_tolerance_pu: float
+    loading_tolerance_percent: float
+    leader_cost_before: float
+    follower_cost_before: float
+    system_cost_before: float
+    price_of_feasibility: float
+    time_s: float
+    message: str = ""
+
+
+@dataclass
 class SolveResult:
     """Everything a solve returns. Costs are in the case's cost units over the horizon.
 
@@ -226,6 +247,7 @@ class SolveResult:
     admm: AdmmDiagnostics | None = None
     deviation_summary: DeviationSummary | None = None
     ac_summary: ACSummary | None = None
+    ac_correction_summary: ACCorrectionSummary | None = None
     # -- the solution (wide) ----------------------------------------------------------------
     exchange_p_mw: pd.DataFrame | None = None
     exchange_q_mvar: pd.DataFrame | None = None
@@ -242,6 +264,11 @@ class SolveResult:
     residuals: pd.DataFrame | None = None
     deviation: pd.DataFrame | None = None
     ac: pd.DataFrame | None = None  # AC check per period (:mod:`..operation.ac_check`)
+    #: per community and period: the transformer model, its tap (fixed: the data's;
+    #: regulated: the one the dispatch implies) and whether it lies within range
+    transformers: pd.DataFrame | None = None
+    #: an AC-corrected clearing's rounds (violations, costs, time per round)
+    ac_correction: pd.DataFrame | None = None
 
     def __post_init__(self):
         self.status = ResultStatus(self.status)
@@ -304,6 +331,14 @@ class SolveResult:
                 out.update(record.as_dict())
         if self.ac_summary is not None:
             out["ac"] = self.ac_summary.as_dict()
+        if self.transformers is not None and len(self.transformers):
+            t = self.transformers
+            out["transformers"] = {
+                "models": {str(k): str(v) for k, v in
+                           t.groupby("community", sort=False)["model"].first().items()},
+                "taps_out_of_range": int((~t["tap_in_range"].astype(bool)).sum())}
+        if self.ac_correction_summary is not None:
+            out["ac_correction"] = self.ac_correction_summary.as_dict()
         return out
 
     def tables(self) -> dict[str, pd.DataFrame]:
