@@ -23,7 +23,6 @@ import pandas as pd
 from ..errors import CaseError
 from .guard import MAX_MAGNITUDE, SAFE_NAME
 from .network import VOLTAGE_MISMATCH, RadialNetwork, radial_network
-from .transformer import TRANSFORMER_MODELS, TransformerLink, transformer_link
 from .schema import (
     BATTERIES,
     GENERATORS,
@@ -34,6 +33,7 @@ from .schema import (
     empty_table,
     validate_table,
 )
+from .transformer import TRANSFORMER_MODELS, TransformerLink, transformer_link
 
 PRICE_NAMES = ("upstream_per_mwh", "tariff_buy_per_mwh", "tariff_sell_per_mwh")
 #: Bounds of a case's step (minutes) and horizon (hours): a minute to a day, at most a leap

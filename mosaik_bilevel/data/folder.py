@@ -19,7 +19,6 @@ import yaml
 
 from ..errors import CaseError
 from . import guard
-from .transformer import TRANSFORMER_MODELS
 from .case import (
     MAX_HORIZON_HOURS,
     MAX_POLYGON_SIDES,
@@ -30,6 +29,7 @@ from .case import (
     Community,
     Substation,
 )
+from .transformer import TRANSFORMER_MODELS
 
 CASE_FILE = "case.yaml"
 _TOP_KEYS = {"name", "step_minutes", "horizon_hours", "polygon_sides", "costs", "mv", "prices",

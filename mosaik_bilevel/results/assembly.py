@@ -73,7 +73,8 @@ def transformer_table(case: Case, vm_mv_pu: pd.DataFrame, p_ex_mw: pd.DataFrame,
     """Per community and period (long): the transformer model, the MV voltage the dispatch
     gives its bus (LinDistFlow), the tap (``fixed``: the data's; ``regulated``: the one that
     holds the LV root at ``vm_set_pu``,
-    :meth:`~mosaik_bilevel.data.transformer.TransformerLink.implied_tap`), whether that tap lies within the transformer's range, and the LV root's voltage."""
+    :meth:`~mosaik_bilevel.data.transformer.TransformerLink.implied_tap`), whether
+    that tap lies within the transformer's range, and the LV root's voltage."""
     rows = []
     for c in case.communities:
         if c.name not in p_ex_mw:
