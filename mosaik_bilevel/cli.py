@@ -44,7 +44,10 @@ def _case_options(args) -> dict:
 
 
 def _case(args):
-    return load_case(args.case, **_case_options(args))
+    options = _case_options(args)
+    if getattr(args, "transformer", None):
+        options["transformer"] = args.transformer
+    return load_case(args.case, **options)
 
 
 # -- checked option values: argparse exits 2 with "argument --x: <reason>" ----------------
@@ -189,6 +192,8 @@ def _simulate(args) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     options = _case_options(args)
+    if args.transformer:
+        options["transformer"] = args.transformer
     admm = None
     if method_name(args.method) == "ldd_admm":
         admm = {"max_iterations": args.max_iterations}
@@ -203,7 +208,8 @@ def _simulate(args) -> int:
                        solver={"mip_rel_gap": args.mip_gap, "threads": args.threads},
                        load_sigma=args.load_sigma, pv_sigma=args.pv_sigma,
                        seed=args.error_seed, clearing=_clearing_rule(args),
-                       resume=args.resume, overwrite=args.overwrite)
+                       resume=args.resume, overwrite=args.overwrite,
+                       ac_correction=args.ac_correction)
     failed = [d["day"] for d in summary["days"]
               if d.get("clearing", {}).get("status") not in ("optimal", None)
               or d.get("clearing", {}).get("failed")]
@@ -397,6 +403,7 @@ def _add_simulate_command(sub) -> None:
                         "options; --days may grow)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of another run in --out")
+    _add_ac_arguments(p)
     p.add_argument("--quiet", action="store_true", help="print nothing, no progress bar")
     p.set_defaults(run=_simulate)
 

@@ -100,7 +100,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
                track_exchange: bool = True, out: str | None = None,
                time_resolution: float = 1.0, grid: bool = True,
                clearing: dict | None = None, start: str | None = None,
-               initial_state: dict | None = None) -> System:
+               initial_state: dict | None = None, ac_correction: int = 0) -> System:
     """Start, create and connect the whole system in ``world``.
 
     Parameters
@@ -159,7 +159,7 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         msim = world.start(SIMULATORS["market"][0], sim_id=SIM_IDS["market"], **common,
                            method=method, pricing=pricing, admm=admm, **(solver or {}),
                            out=None if out is None else f"{out}/{CLEARINGS_FOLDER}",
-                           clearing=clearing or None,
+                           clearing=clearing or None, ac_correction=int(ac_correction),
                            units_output_before_mw=next(iter(state.get("P_gen[MW]", {})
                                                             .values()), None))
     communities = {c.name: csim.Community(name=c.name) for c in the_case.communities}

@@ -93,7 +93,8 @@ class CommunitySimulator(mosaik_api_v3.Simulator):
                 continue
             schedule = single(given.get("schedule"))
             if schedule is not None:
-                op.accept(schedule["start"], schedule["values"])
+                op.accept(schedule["start"], schedule["values"],
+                          vm_mv_pu=schedule.get("vm_mv_pu"))
             if self.operated.get(eid) == time:
                 continue
             self.outcomes[eid] = op.step(

@@ -69,9 +69,11 @@ class MarketSimulator(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, *, case="paper", case_options=None, start=None,
              method="exact", pricing="dlmp", mip_rel_gap=1e-4, time_limit_s=None,
-             threads=None, admm=None, out=None, clearing=None, units_output_before_mw=None):
+             threads=None, admm=None, out=None, clearing=None, units_output_before_mw=None,
+             ac_correction=0):
         self.sid = sid
         self.case = open_case(case, case_options)
+        self._communities_by_name = {c.name: c for c in self.case.communities}
         self.clock = Clock(self.case, time_resolution, start)
         options = SolverOptions(mip_rel_gap=float(mip_rel_gap),
                                 time_limit_s=float("inf") if time_limit_s is None
@@ -85,7 +87,8 @@ class MarketSimulator(mosaik_api_v3.Simulator):
         self.operator = MarketOperator(self.case, method, pricing, options=options,
                                        admm=_admm_kwargs(admm), out=out, rule=rule,
                                        start=self.clock.start,
-                                       units_output_before_mw=units_output_before_mw)
+                                       units_output_before_mw=units_output_before_mw,
+                                       ac_correction=int(ac_correction))
         return self.meta
 
     def create(self, num_entities, model):
@@ -205,12 +208,24 @@ class MarketSimulator(mosaik_api_v3.Simulator):
             if not (self.cleared_now and last is not None and last.ok):
                 return None
             values = last.schedules[name]
-            return self.clock.horizon(values.to_numpy(), values.index[0])
+            horizon = self.clock.horizon(values.to_numpy(), values.index[0])
+            vm_mv = self._planned_mv_voltage(name, last)
+            if vm_mv is not None:  # a fixed-tap feeder's LV voltages follow its MV bus
+                horizon["vm_mv_pu"] = [num(v) for v in vm_mv]
+            return horizon
         if attr not in PORT_STEP:
             raise ValueError(f"unknown attribute {attr!r} of Port")
         if current is None:
             return None
         return num(getattr(current, PORT_STEP[attr]).at[self.now, name])
+
+    def _planned_mv_voltage(self, name, clearing):
+        """The clearing's MV voltage at a fixed-tap community's bus (None otherwise)."""
+        community = self._communities_by_name.get(name)
+        mv = clearing.result.mv if clearing.result is not None else None
+        if community is None or mv is None or community.transformer_model != "fixed":
+            return None
+        return mv.vm_pu[community.mv_bus].to_numpy()
 
     def _admm_request(self, name):
         """This community's part of the running LDD-ADMM call (an event), or None."""

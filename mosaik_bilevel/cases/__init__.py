@@ -51,8 +51,15 @@ def load_case(name_or_path, **options) -> Case:
         ``"paper"``, ``"tiny"``, ``"random"`` or a path.
     options
         Options of the built-in case (e.g. ``day``, ``step_minutes`` for ``paper``;
-        ``seed`` for ``random``). A folder takes none.
+        ``seed`` for ``random``). A folder takes none. Any case takes ``transformer``
+        (``regulated`` or ``fixed``: every community's transformer model, see
+        :meth:`~mosaik_bilevel.data.case.Case.with_transformer_model`).
     """
+    transformer = options.pop("transformer", None)
+    return _load(name_or_path, options).with_transformer_model(transformer)
+
+
+def _load(name_or_path, options: dict) -> Case:
     key = str(name_or_path)
     if key in BUILTIN:
         return BUILTIN[key](**options)

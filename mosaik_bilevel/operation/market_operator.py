@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..data.case import Case
 from ..data.state import state_series
-from ..errors import MosaikBilevelError
+from ..errors import MosaikBilevelError, OptionsError
 from ..methods.exact import Solver
 from ..methods.ldd_admm import solve_ldd_admm
 from ..methods.registry import CLEARING_METHODS, method_name
@@ -166,13 +166,20 @@ class MarketOperator:
         The conventional units' output in the period before ``start`` (``{unit: MW}``), for
         the first clearing's ramps: what a resumed simulation recorded (default: the case's
         initial output).
+    ac_correction
+        Correct each clearing in AC at most this many rounds (``exact``;
+        :func:`~mosaik_bilevel.operation.ac_correction.clear_ac_corrected`); 0: off.
     """
 
     def __init__(self, case: Case, method: str = "exact", pricing: str = "dlmp", *,
                  options: SolverOptions | None = None, admm: dict | None = None,
                  out: str | Path | None = None, rule: ClearingRule | None = None,
-                 start=None, units_output_before_mw: dict | None = None):
+                 start=None, units_output_before_mw: dict | None = None,
+                 ac_correction: int = 0):
         method = method_name(method, CLEARING_METHODS)
+        if ac_correction and method != "exact":
+            raise OptionsError("ac_correction", "goes with the exact method in a simulation")
+        self.ac_correction = int(ac_correction)
         self.case, self.method, self.pricing = case, method, pricing
         self.options = options or SolverOptions()
         self.admm = dict(admm or {})
@@ -263,6 +270,13 @@ class MarketOperator:
         if self.method == "exact":
             if self._solver is None:
                 self._solver = Solver(self.case, "exact", self.pricing, options=self.options)
+            if self.ac_correction:  # imported here: it loads pandapower
+                from .ac_correction import clear_ac_corrected
+
+                return clear_ac_corrected(
+                    self.case, lambda bounds: self._solver.solve(start, **state,
+                                                                 ac_bounds=bounds),
+                    max_rounds=self.ac_correction, options=self.options)
             return self._solver.solve(start, **state)
         admm = dict(self.admm) if backend is None else {**self.admm, "backend": backend}
         return solve_ldd_admm(self.case, self.pricing, start=start, solver_options=self.options,
