@@ -16,6 +16,16 @@ the LinDistFlow-vs-AC error of the step (LinDistFlow evaluated at the same injec
 MV network with the measured feeder exchanges, and on each feeder from its measured root
 voltage). A power flow that does not converge is an outcome (``converged=False``), not an
 exception.
+
+Transformers follow their community's model (:mod:`mosaik_bilevel.data.transformer`): a
+``fixed`` one stays at the data's tap position; a ``regulated`` one gets pandapower's
+continuous tap controller, which moves its tap (continuously, within ``[tap_min, tap_max]``)
+until the LV root sits at ``vm_set_pu``; :meth:`ACNetwork.run` then runs pandapower's control
+loop (a power flow per control step, each recycling the last one's structures and voltages).
+A transformer whose needed tap lies out of range stops at the range's end; the step reports
+the taps used, the LV root voltages and how many regulated transformers miss their set-point
+at a tap limit. Between steps the taps stay where the last step left them (a warm start);
+:meth:`ACNetwork.restart` and a failed step put them back at the data's positions.
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandapower as pp
 import pandas as pd
+from pandapower.auxiliary import ControllerNotConverged, NetCalculationNotConverged
+from pandapower.control import ContinuousTapControl, run_control
+from pandapower.control.run_control import ctrl_variables_default
 
 from ..data.case import Case
 from ..errors import CaseError
@@ -37,6 +50,14 @@ from ..results.files import json_float
 
 #: pandapower's recycle options for a time series: only PQ injections change.
 RECYCLE = {"bus_pq": True, "trafo": False, "gen": False}
+#: The same while tap controllers move taps: the transformers' branch data are rebuilt too.
+RECYCLE_TAPS = {"bus_pq": True, "trafo": True, "gen": False}
+#: Relative tolerance of the tap controllers on their LV root voltage (|1 − set/vm|).
+TAP_TOL = 1e-5
+#: Power flows the control loop may run after its first before it gives up.
+TAP_MAX_ITER = 30
+#: A regulated transformer misses its set-point when its LV root is farther from it (pu).
+VM_SET_MISS_PU = 1e-3
 
 
 @dataclass
@@ -62,6 +83,15 @@ class ACStep:
     envelope: dict = field(default_factory=dict)
     time_s: float = 0.0
     message: str = ""
+    #: tap position per community (continuous where regulated; the data's, maybe NaN, for a
+    #: transformer without a tap changer)
+    tap_pos: pd.Series = field(default_factory=pd.Series)
+    #: voltage of each community's LV root (the transformer's LV bus), pu
+    lv_root_vm_pu: pd.Series = field(default_factory=pd.Series)
+    #: regulated transformers at a tap limit whose LV root misses ``vm_set_pu`` by more than
+    #: :data:`VM_SET_MISS_PU` (one whose range is a single position sits at its limit; one
+    #: without a tap changer, ideally regulated in the clearing, is not counted)
+    taps_at_limit: int = 0
 
     def summary(self) -> dict:
         """Scalars as plain JSON-ready values (None where the power flow failed)."""
@@ -80,6 +110,9 @@ class ACStep:
             "q_sub_mvar": num(self.q_sub_mvar),
             "vm_violations": int(self.vm_violations),
             "loading_violations": int(self.loading_violations),
+            "taps_at_limit": int(self.taps_at_limit),
+            "lv_root_vm_min_pu": extreme(self.lv_root_vm_pu, "min"),
+            "lv_root_vm_max_pu": extreme(self.lv_root_vm_pu, "max"),
             "ldf_mv_error_pu": num(self.ldf_mv_error_pu),
             "ldf_lv_error_pu": num(self.ldf_lv_error_pu),
             **{f"{level}_vm_{how}_{model}_pu": num(values[i])
@@ -104,6 +137,7 @@ class ACNetwork:
         self._recycle = False
         self._mv = case.mv_network
         self._lv = {c.name: c.lv_network for c in case.communities}
+        self._add_tap_control(case)
 
     # -- building ---------------------------------------------------------------------------
     def _build(self, case: Case):
@@ -134,7 +168,7 @@ class ACNetwork:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             net = copy.deepcopy(case.mv_net)
-        for table in ("load", "sgen", "gen", "storage", "shunt"):
+        for table in ("load", "sgen", "gen", "storage", "shunt", "controller"):
             if table in net and len(net[table]):
                 net[table] = net[table].iloc[0:0]
         eg = net.ext_grid[net.ext_grid.in_service]
@@ -198,6 +232,32 @@ class ACNetwork:
         self.lv_load_index[c.name] = pd.Series(loads, index=device_buses)
         return new
 
+    def _add_tap_control(self, case: Case) -> None:
+        """One continuous tap controller over every regulated transformer that has a tap
+        range (the others keep the data's tap)."""
+        net = self.net
+        net.trafo["tap_pos"] = net.trafo.tap_pos.astype(float)
+        self._tap_data = net.trafo.loc[self.trafo_index.to_numpy(), "tap_pos"].to_numpy()
+        self.regulated = pd.Index([c.name for c in case.communities
+                                   if c.transformer_model == "regulated"], name="community")
+        links = {c.name: c.transformer_link for c in case.communities}
+        self.vm_set_pu = pd.Series({c.name: float(c.vm_set_pu) for c in case.communities},
+                                   dtype=float)
+        self.tap_min = pd.Series({n: link.tap_min for n, link in links.items()}, dtype=float)
+        self.tap_max = pd.Series({n: link.tap_max for n, link in links.items()}, dtype=float)
+        self._tap_link = pd.Series({n: link.tap_pos for n, link in links.items()}, dtype=float)
+        # those with a tap changer (the clearing takes the others as ideally regulated)
+        self._tapped = pd.Index([n for n in self.regulated if links[n].tap_step_percent != 0])
+        movable = [n for n in self._tapped if links[n].tap_min < links[n].tap_max]
+        self.controlled = pd.Index(movable, name="community")
+        self._ctrl_variables = None
+        if movable:
+            ContinuousTapControl(net, self.trafo_index.loc[movable].to_numpy(),
+                                 vm_set_pu=self.vm_set_pu.loc[movable].to_numpy(),
+                                 side="lv", tol=TAP_TOL)
+            self._ctrl_variables = ctrl_variables_default(net)
+            self._ctrl_variables["run"] = self._power_flow
+
     # -- one step ---------------------------------------------------------------------------
     def set_mv(self, load_p_mw, load_q_mvar, gen_p_mw, gen_q_mvar, pv_p_mw) -> None:
         """Set the MV side: fixed loads (per bus) and the dispatch (per unit and plant)."""
@@ -222,31 +282,49 @@ class ACNetwork:
         net.load.iloc[pos, net.load.columns.get_loc("q_mvar")] = _aligned(q_mvar, idx)
 
     def restart(self) -> None:
-        """Start the next power flow from scratch (a DC initial point), not the last one's."""
+        """Start the next power flow from scratch (a DC initial point, the taps at the data's
+        positions), not from the last one."""
         self._recycle = False
+        self.net.trafo.loc[self.trafo_index.to_numpy(), "tap_pos"] = self._tap_data
 
     def run(self) -> ACStep:
-        """Run the power flow on the injections set; see :class:`ACStep`."""
+        """Run the power flow on the injections set (with the tap control loop when a
+        transformer is regulated); see :class:`ACStep`."""
         net = self.net
         t0 = time.perf_counter()
         try:
-            if self._recycle:
-                pp.runpp(net, recycle=RECYCLE)
+            if self._ctrl_variables is not None:
+                run_control(net, ctrl_variables=self._ctrl_variables, max_iter=TAP_MAX_ITER)
             else:
-                pp.runpp(net, init="dc")
-                self._recycle = True
+                self._power_flow(net)
             converged = bool(net.converged)
             message = ""
         except pp.LoadflowNotConverged as err:
             converged, message = False, f"power flow did not converge: {err}"
+        except ControllerNotConverged as err:
+            converged, message = False, f"tap control did not converge: {err}"
+        except NetCalculationNotConverged as err:
+            converged, message = False, f"power flow did not converge (tap control): {err}"
         except Exception as err:
             converged, message = False, f"power flow failed: {type(err).__name__}: {err}"
         elapsed = time.perf_counter() - t0
         if not converged:
-            self._recycle = False  # start the next step from scratch
+            self.restart()  # start the next step from scratch
             return ACStep(converged=False, time_s=elapsed, message=message or
                           "power flow did not converge")
         return self._read(elapsed)
+
+    def _power_flow(self, net, **_) -> None:
+        """One power flow (the control loop's ``run`` too): recycled after the first, with
+        the transformers' branch data rebuilt only when a tap has moved since the last."""
+        taps = net.trafo.tap_pos.to_numpy(dtype=float, copy=True)
+        if self._recycle:
+            moved = not np.array_equal(taps, self._taps_run, equal_nan=True)
+            pp.runpp(net, recycle=RECYCLE_TAPS if moved else RECYCLE)
+        else:
+            pp.runpp(net, init="dc")
+            self._recycle = True
+        self._taps_run = taps
 
     # -- reading ----------------------------------------------------------------------------
     def _prepare_reading(self) -> None:
@@ -265,6 +343,7 @@ class ACNetwork:
         self._lv_pos = [bus_pos.loc[self.lv_bus_index[c.name].loc[self._lv[c.name].buses]
                                     ].to_numpy() for c in self.case.communities]
         self._trafo_pos = net.trafo.index.get_indexer(self.trafo_index.to_numpy())
+        self._lv_root_pos = bus_pos.loc[net.trafo.lv_bus.iloc[self._trafo_pos]].to_numpy()
 
     def _read(self, elapsed: float) -> ACStep:
         net = self.net
@@ -281,6 +360,8 @@ class ACNetwork:
         vm_bad = int(((vm_values < self._vm_lo) | (vm_values > self._vm_hi)).sum())
         load_bad = int((line.to_numpy() > 100.0 + 1e-9).sum()
                        + (trafo.to_numpy() > 100.0 + 1e-9).sum())
+        taps = pd.Series(net.trafo.tap_pos.iloc[self._trafo_pos].to_numpy(float), index=names)
+        lv_root = pd.Series(vm_values[self._lv_root_pos], index=names)
         eg = net.res_ext_grid
         step = ACStep(
             converged=True, vm_pu=vm.copy(), mv_vm_pu=vm.iloc[self._mv_pos].copy(),
@@ -288,9 +369,23 @@ class ACNetwork:
             feeder_p_mw=feeder_p, feeder_q_mvar=feeder_q,
             p_loss_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
             p_sub_mw=float(eg.p_mw.sum()), q_sub_mvar=float(eg.q_mvar.sum()),
-            vm_violations=vm_bad, loading_violations=load_bad, time_s=elapsed)
+            vm_violations=vm_bad, loading_violations=load_bad, tap_pos=taps,
+            lv_root_vm_pu=lv_root, taps_at_limit=self._taps_at_limit(taps, lv_root),
+            time_s=elapsed)
         self._compare_ldf(step, vm_values, feeder_p, feeder_q)
         return step
+
+    def _taps_at_limit(self, taps: pd.Series, lv_root_vm_pu: pd.Series) -> int:
+        """Regulated transformers with a tap changer at a tap limit whose LV root misses its
+        set-point."""
+        names = self._tapped
+        if not len(names):
+            return 0
+        tap = taps.loc[names].fillna(self._tap_link.loc[names])
+        at_limit = ((tap <= self.tap_min.loc[names] + 1e-9)
+                    | (tap >= self.tap_max.loc[names] - 1e-9))
+        miss = (lv_root_vm_pu.loc[names] - self.vm_set_pu.loc[names]).abs() > VM_SET_MISS_PU
+        return int((at_limit & miss).sum())
 
     def _compare_ldf(self, step: ACStep, vm: np.ndarray, feeder_p: pd.Series,
                      feeder_q: pd.Series) -> None:
