@@ -379,10 +379,12 @@ def enumerate_bilevel(case: Case, pricing: str = "dlmp", *, start=None,
     """The optimistic bilevel optimum of ``case`` (one horizon) by enumeration."""
     periods = case.periods(start)
     leader, blocks = _leader(case, periods)
-    f = _Follower(build_follower(case, periods).model)
+    follower = build_follower(case, periods)
+    f = _Follower(follower.model)
     p_ex = np.vstack([b.p_ex.ids for b in blocks]).ravel()  # order of the follower's p
     lay = _layout(leader.n_cols, f, p_ex)
     lp = _priced(_single_level(leader.arrays, f, lay), pricing, f, lay, case, periods)
+    lp = _tie_transformers(lp, blocks, follower, f, lay)
     search = _Search(lp, max_nodes)
     assignments, feasible = search.run(np.flatnonzero(leader.arrays.integer))
     if search.best_z is None:
@@ -396,6 +398,29 @@ def enumerate_bilevel(case: Case, pricing: str = "dlmp", *, start=None,
         feasible_assignments=feasible,
         nodes=search.nodes,
     )
+
+
+def _tie_transformers(lp: _LP, blocks, follower, f: _Follower, lay: _Layout) -> _LP:
+    """A fixed-tap community's MV voltage is the follower's at its bus (an upper-level
+    constraint on the follower's y, as in the exact method)."""
+    rows = []
+    mv = follower.mv
+    n = lp.a_eq.shape[1]  # tariff pricing adds columns after the layout's
+    for b in blocks:
+        if b.w_mv is None:
+            continue
+        pos = mv.network.position.at[int(b.community.mv_bus)]
+        for t, col in enumerate(b.w_mv.ids):
+            if pos == 0:
+                lp.lo[col] = lp.hi[col] = mv.w_root
+                continue
+            y_col = lay.off_y + int(np.searchsorted(f.y, mv.w.ids[pos - 1, t]))
+            rows.append(_unit(n, int(col)) - _unit(n, y_col))
+    if not rows:
+        return lp
+    lp.a_eq = sp.vstack([lp.a_eq, *rows], format="csr")
+    lp.b_eq = np.concatenate([lp.b_eq, np.zeros(len(rows))])
+    return lp
 
 
 def _unit(n: int, i: int) -> sp.csr_matrix:

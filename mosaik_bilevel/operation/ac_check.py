@@ -34,7 +34,8 @@ AC_COLUMNS = ("time", "converged", "p_sub_mw", "p_sub_planned_mw", "p_loss_mw",
               "mv_vm_min_ldf_pu", "mv_vm_max_ldf_pu", "lv_vm_min_ldf_pu", "lv_vm_max_ldf_pu",
               "ldf_mv_error_pu", "ldf_lv_error_pu", "line_loading_max_percent",
               "trafo_loading_max_percent", "vm_violations", "loading_violations",
-              "schedule_shortfall_mw", "message")
+              "schedule_shortfall_mw", "taps_at_limit", "lv_root_vm_min_pu",
+              "lv_root_vm_max_pu", "message")
 
 
 def check_dispatch(case: Case, exchange_p_mw: pd.DataFrame, mv: MVDispatch | None = None,

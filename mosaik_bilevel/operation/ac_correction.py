@@ -52,12 +52,16 @@ def clear_ac_corrected(case: Case, clear: Callable[[ACBounds], SolveResult], *,
 
     Returns the last round's result, its AC check attached, with ``ac_correction`` (one row
     per round) and ``ac_correction_summary`` (the first round's costs beside the last's).
+    A round whose tightened model has no dispatch ends the correction: the previous round's
+    result is returned (``kept_round``), its AC violations reported, never lost.
     """
     t_all = time.perf_counter()
     bounds = ACBounds()
     rounds: list[dict] = []
     first: SolveResult | None = None
     result: SolveResult | None = None
+    kept: SolveResult | None = None  # the last round with a dispatch
+    kept_round = 0
     converged = False
     message = ""
     for k in range(max_rounds + 1):
@@ -66,9 +70,18 @@ def clear_ac_corrected(case: Case, clear: Callable[[ACBounds], SolveResult], *,
         solve_s = time.perf_counter() - t0
         first = first or result
         if not result.status.has_dispatch or result.exchange_p_mw is None:
-            message = f"round {k}: the clearing found no dispatch ({result.status.value})"
             rounds.append(_row(k, result, None, solve_s, 0.0))
+            if kept is not None:  # the tightened model has no dispatch: keep the last one
+                message = (f"round {k}: the corrected clearing found no dispatch "
+                           f"({result.status.value}); round {k - 1}'s dispatch is kept, "
+                           f"with its AC violations")
+                result = kept
+                result.message = f"{result.message}; {message}"
+            else:
+                kept_round = k
+                message = f"round {k}: the clearing found no dispatch ({result.status.value})"
             break
+        kept, kept_round = result, k
         t0 = time.perf_counter()
         detail = ACDetail()
         result.ac = check_dispatch(case, result.exchange_p_mw, result.mv, options=options,
@@ -99,6 +112,7 @@ def clear_ac_corrected(case: Case, clear: Callable[[ACBounds], SolveResult], *,
                    f" % above rating")
     result.ac_correction_summary = ACCorrectionSummary(
         rounds=len(rounds) - 1, max_rounds=max_rounds, converged=converged,
+        kept_round=kept_round,
         vm_tolerance_pu=vm_tolerance_pu, loading_tolerance_percent=loading_tolerance_percent,
         leader_cost_before=first.leader_cost, follower_cost_before=first.follower_cost,
         system_cost_before=first.system_cost,

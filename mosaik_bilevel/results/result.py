@@ -197,8 +197,8 @@ class ACSummary(_Record):
 class ACCorrectionSummary(_Record):
     """An AC-corrected clearing (per-round table: ``SolveResult.ac_correction``).
 
-    ``*_before`` are the costs of the first clearing (LinDistFlow alone), the others of the
-    last; ``price_of_feasibility`` is the system cost's increase (``system_cost −
+    ``*_before`` are the costs of the first clearing (LinDistFlow alone), the result's of
+    the kept round; ``price_of_feasibility`` is the system cost's increase (``system_cost −
     system_cost_before``)."""
 
     rounds: int
@@ -211,6 +211,8 @@ class ACCorrectionSummary(_Record):
     system_cost_before: float
     price_of_feasibility: float
     time_s: float
+    #: the round whose clearing is the result (the last one with a dispatch)
+    kept_round: int = 0
     message: str = ""
 
 
