@@ -24,7 +24,8 @@ import pandas as pd
 
 from mosaik_bilevel.cases import load_case
 from mosaik_bilevel.data.case import Case
-from mosaik_bilevel.errors import CaseError
+from mosaik_bilevel.errors import CaseError, OptionsError
+from mosaik_bilevel.methods.registry import method_name
 from mosaik_bilevel.operation.market_operator import ClearingRule
 from mosaik_bilevel.results.files import CLEARINGS_FOLDER, SIM_IDS
 from mosaik_bilevel.simulators.attributes import attributes
@@ -139,6 +140,8 @@ def add_system(world, case: str = "paper", case_options: dict | None = None, *,
         "P_gen[MW]": {"market": {unit: MW}}}`` (a resumed run's, from
         :mod:`mosaik_bilevel.results.run_folder`).
     """
+    if ac_correction and method_name(method) != "exact":
+        raise OptionsError("ac_correction", "goes with the exact method in a simulation")
     for name, entry in sim_config("python").items():
         world.sim_config.setdefault(name, entry)
     case_options = dict(case_options or {})
