@@ -184,9 +184,21 @@ def _clearings(found: list[dict]) -> dict:
         "status": statuses[0] if len(set(statuses)) == 1 else ",".join(sorted(set(statuses))),
         "solve_s": sum((s.get("times_s") or {}).get("total") or 0.0 for s in found),
         "iterations": sum(s.get("iterations", 0) or 0 for s in found)}
+    corrected = [s["ac_correction"] for s in found if s.get("ac_correction")]
+    if corrected:  # the clearing's time is all its rounds'
+        figures["solve_s"] = sum(c.get("time_s") or 0.0 for c in corrected)
+        figures["ac_correction_rounds"] = sum(c["rounds"] for c in corrected)
+        figures["ac_correction_converged"] = all(c["converged"] for c in corrected)
     if len(found) == 1:
         figures["leader_cost"] = found[0].get("leader_cost")
         figures["follower_cost"] = found[0].get("follower_cost")
+        if corrected:  # the price of feasibility (docs/transformer.md)
+            c = corrected[0]
+            figures["system_cost"] = found[0].get("system_cost")
+            figures["leader_cost_before_correction"] = c["leader_cost_before"]
+            figures["follower_cost_before_correction"] = c["follower_cost_before"]
+            figures["system_cost_before_correction"] = c["system_cost_before"]
+            figures["price_of_feasibility"] = c["price_of_feasibility"]
     return figures
 
 

@@ -8,10 +8,12 @@ flow (through the AC check), and the case folder written and read back.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mosaik_bilevel.api import solve
@@ -143,3 +145,30 @@ def test_cli_refuses_an_unknown_transformer_model(tmp_path):
                           "--transformer", "sliding", "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--transformer" in run.stderr
+
+
+def test_report_shows_the_price_of_feasibility(tmp_path):
+    from mosaik_bilevel.analysis.report import write_report
+
+    result = solve(fixed_variant(1, 0, 0.95), "exact", "dlmp", options=TIGHT, ac_correction=2)
+    result.write(tmp_path)
+    page = write_report(tmp_path).path.read_text()
+    corr = result.summary()["ac_correction"]
+    assert "AC correction: the price of feasibility" in page
+    assert f"{corr['price_of_feasibility']:.6g}" in page
+    assert f"{corr['system_cost_before']:.6g} / {result.system_cost:.6g}" in page
+
+
+def test_simulation_corrects_each_clearing_in_ac(tmp_path):
+    from mosaik_bilevel.scenarios.run import simulate
+
+    summary = simulate("tiny", days=1, out=tmp_path, load_sigma=0.0, pv_sigma=0.0,
+                       ac_correction=1)
+    clearing = summary["days"][0]["clearing"]
+    folder = next((tmp_path / "clearings").glob("*/"))
+    rounds = pd.read_csv(folder / "ac_correction.csv")
+    written = json.loads((folder / "summary.json").read_text())["ac_correction"]
+    assert clearing["ac_correction_rounds"] == written["rounds"] == len(rounds) - 1
+    assert clearing["price_of_feasibility"] == pytest.approx(written["price_of_feasibility"])
+    assert clearing["system_cost_before_correction"] == pytest.approx(
+        rounds.system_cost.iloc[0])

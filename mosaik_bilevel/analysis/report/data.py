@@ -83,6 +83,7 @@ class RunData:
     residuals: dict[str, pd.DataFrame] = field(default_factory=dict)
     costs: pd.DataFrame | None = None
     days: pd.DataFrame | None = None
+    ac_correction: pd.DataFrame | None = None  # a solve's AC-correction rounds
     step_h: float = 1.0
     #: experiments' findings (collection of ``mosaik-bilevel experiments``): tables by name,
     #: figures as files, and the runs below with a report of their own
@@ -144,6 +145,7 @@ def _solve(folder: Path, summary: dict) -> RunData:
     res = _solve_table(folder, "residuals")
     if res is not None:
         data.residuals[summary.get("start", "")] = res
+    data.ac_correction = _solve_table(folder, "ac_correction")
     below = _costs_below(folder)
     own = _cost_row(summary, "this run")
     data.costs = pd.concat([own, below], ignore_index=True) if len(below) else own

@@ -144,7 +144,24 @@ def _key_figures(run: RunData) -> list[str]:
                  if v is not None]
         rows += [(f"AC: {k}", v) for k, v in (s.get("ac") or {}).items()
                  if not isinstance(v, list)]
-        return ["<h2>Key figures</h2>", _pairs(rows)]
+        rows += [(f"transformers: {k}", v) for k, v in (s.get("transformers") or {}).items()
+                 if not isinstance(v, dict)]
+        out = ["<h2>Key figures</h2>", _pairs(rows)]
+        corr = s.get("ac_correction")
+        if corr:  # the price of feasibility: the costs before and after the correction
+            out += ["<h2>AC correction: the price of feasibility</h2>", _pairs(
+                [("leader cost before / after", f"{_fmt(corr['leader_cost_before'])} / "
+                                               f"{_fmt(s.get('leader_cost'))}"),
+                 ("follower cost before / after", f"{_fmt(corr['follower_cost_before'])} / "
+                                                 f"{_fmt(s.get('follower_cost'))}"),
+                 ("system cost before / after", f"{_fmt(corr['system_cost_before'])} / "
+                                               f"{_fmt(s.get('system_cost'))}"),
+                 ("price of feasibility", corr["price_of_feasibility"]),
+                 ("rounds", f"{corr['rounds']} of {corr['max_rounds']}"),
+                 ("within tolerance", corr["converged"]), ("message", corr.get("message"))])]
+            if run.ac_correction is not None:
+                out.append(_table(run.ac_correction, "ac_correction"))
+        return out
     if run.kind == "simulate":
         rows = [(k, s[k]) for k in ("method", "pricing", "setup_s", "run_s") if k in s]
         rows += [(f"time: {k} (s)", v) for k, v in (s.get("times_s") or {}).items()]
