@@ -18,10 +18,19 @@ With community exchanges ``x_c``, coordinator targets ``z_c``, multipliers ``ν_
    last gap r closes; ×3 reached the exact leader cost within 2e-5 on the paper day, where
    ×10 settled 0.09 above it after fewer iterations).
 
+A community behind a ``fixed``-model transformer couples through its exchanges *and* the
+MV voltage its LV feeder follows: its vectors ``x_c``, ``z_c``, ``ν_c`` hold the exchange
+profile (MW) and then ``σ (w_mv − w_ref)`` (σ in MW per pu², w in pu²;
+:mod:`~mosaik_bilevel.methods.ldd_admm.coupling`), and the residuals, tolerances and ρ cover
+all coordinates alike.
+
 Every iteration also *clears the market* at the communities' exchanges ``x``: the follower's
-exact response (its LP) and, in ``dlmp`` pricing, the optimistic leader's price. That gives a
-consistent solution each iteration; the result is the one with the lowest leader cost, with the
-status ``optimal`` when the residuals met their tolerances and ``not_converged`` otherwise.
+exact response (its LP), in ``dlmp`` pricing the optimistic leader's price and, with
+fixed-model communities, the follower's optimal dispatch whose MV voltages lie in the ranges
+the communities' schedules tolerate (an iterate without one is not consistent, and neither
+chosen nor accepted as converged). That gives a consistent solution each iteration; the
+result is the one with the lowest leader cost, with the status ``optimal`` when the residuals
+met their tolerances (at a consistent iterate) and ``not_converged`` otherwise.
 """
 
 from __future__ import annotations
@@ -42,9 +51,11 @@ from ...results.assembly import fill_solution
 from ...results.result import AdmmDiagnostics, ResultStatus, SolveResult
 from ...solvers.highs import SolverOptions
 from ...solvers.miqp import check_miqp_solver
+from ..certificate import FEASIBILITY_TOLERANCE
 from .backends import AgentSpec, Backend
 from .backends import backend as make_backend
 from .coordinator import Coordinator, Settlement
+from .coupling import VOLTAGE_SCALE, WINDOW_PU2
 from .step import PenaltySpec
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,13 @@ class ADMMOptions:
     within 4.5 % of the last residual; near convergence the gap is the tight one. A step
     also stops after ``step_time_limit_s`` (all its lazy rounds together) with its
     incumbent. Either way the gap left is part of the step's reported bound.
+
+    Fixed-model communities (their MV voltage in the coupling vector): ``voltage_scale`` σ
+    (MW per pu², see :mod:`~mosaik_bilevel.methods.ldd_admm.coupling`),
+    ``voltage_window_pu2`` (how much of its voltage margin a community reveals at most) and
+    ``voltage_tolerance_pu2`` (the largest violation of a community's tolerated MV-voltage
+    range a consistent iterate may have; the exact method's certificate's feasibility
+    tolerance).
     """
 
     rho: float = 100.0
@@ -83,28 +101,40 @@ class ADMMOptions:
     step_time_limit_s: float = 30.0
     step_gap_factor: float = 1e-3
     penalty: PenaltySpec = field(default_factory=PenaltySpec)
+    voltage_scale: float = VOLTAGE_SCALE
+    voltage_window_pu2: float = WINDOW_PU2
+    voltage_tolerance_pu2: float = FEASIBILITY_TOLERANCE
 
     def __post_init__(self):
-        """At least one iteration, a positive finite ρ (else no iterate is ever judged)."""
+        """At least one iteration, a positive finite ρ (else no iterate is ever judged), and
+        positive finite voltage settings."""
         it = self.max_iterations
         if not isinstance(it, (int, np.integer)) or isinstance(it, bool) or it < 1:
             raise OptionsError("max_iterations", f"must be a whole number >= 1, got {it!r}")
         if not (isinstance(self.rho, (int, float)) and math.isfinite(self.rho)
                 and self.rho > 0):
             raise OptionsError("rho", f"must be a finite number > 0, got {self.rho!r}")
+        for name in ("voltage_scale", "voltage_window_pu2", "voltage_tolerance_pu2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value > 0):
+                raise OptionsError(name, f"must be a finite number > 0, got {value!r}")
 
 
 @dataclass
 class Iterate:
     """A consistent solution: exchanges, the market cleared at them, the communities' costs.
 
-    ``own_cost`` (community × period) is filled in at the end, from the communities' report.
+    ``x``: the exchange profiles (MW); ``w_mv``: the MV squared voltages the fixed-model
+    communities assumed (pu²). ``own_cost`` (community × period) is filled in at the end,
+    from the communities' report.
     """
 
     iteration: int
     x: dict[str, list]
     settlement: Settlement
     own_cost: np.ndarray | None = None
+    w_mv: dict[str, list] = field(default_factory=dict)
 
     @property
     def payments(self) -> float:
@@ -193,7 +223,7 @@ def solve_ldd_admm(
                             agent_options, opts)
         run.times["startup"] = time.perf_counter() - t0
         try:
-            run.start(backend)
+            run.start(backend, coordinator.sizes())
             for k in range(1, opts.max_iterations + 1):
                 if _iterate(k, run, backend, coordinator, opts):
                     run.converged = True
@@ -244,11 +274,21 @@ def _step_options(opts: ADMMOptions, solver_options: SolverOptions,
 def _open(case: Case, pricing: str, periods: pd.DatetimeIndex, backend: Backend,
           state: dict, step_options: SolverOptions, agent_options: SolverOptions,
           opts: ADMMOptions) -> Coordinator:
-    """Start the communities, open their horizon and the coordinator's."""
+    """Start the communities, open their horizon and the coordinator's.
+
+    Each community's agent gets the public terms of the voltage coupling (used only behind
+    a fixed-model transformer, which the community discloses when it opens its horizon).
+    """
     tariff = case.prices[["tariff_buy_per_mwh", "tariff_sell_per_mwh"]]
+    coordinator = Coordinator(case.mv_side(),
+                              {c.name: int(c.mv_bus) for c in case.communities},
+                              pricing=pricing, options=step_options, penalty=opts.penalty,
+                              voltage_scale=opts.voltage_scale,
+                              voltage_window_pu2=opts.voltage_window_pu2,
+                              voltage_tolerance_pu2=opts.voltage_tolerance_pu2)
     backend.start([AgentSpec(c, case.community_settings, pricing,
                              tariff if pricing == "tariff" else None, agent_options,
-                             opts.penalty)
+                             opts.penalty, coordinator.coupling(c.name))
                    for c in case.communities])
     names = list(case.community_names)
     initial, done = state["initial_energy_mwh"], state["shiftable_done"]
@@ -256,9 +296,6 @@ def _open(case: Case, pricing: str, periods: pd.DatetimeIndex, backend: Backend,
     done = {n: _plain(done.get(n)) if done else None for n in names}
     disclosed = backend.call("open", {n: (str(periods[0]), len(periods), initial[n],
                                           done[n]) for n in names})
-    coordinator = Coordinator(case.mv_side(),
-                              {c.name: int(c.mv_bus) for c in case.communities},
-                              pricing=pricing, options=step_options, penalty=opts.penalty)
     coordinator.open(periods, disclosed, p_init_mw=state["p_init_mw"])
     return coordinator
 
@@ -284,14 +321,17 @@ class _Iterations:
         "startup": 0.0, "community": 0.0, "coordinator": 0.0, "clearing": 0.0})
     t_all: float = field(default_factory=time.perf_counter)
 
-    def start(self, backend: Backend) -> None:
-        """The communities' first proposal (no multiplier, no target) starts x and z."""
-        zeros = [0.0] * self.n_periods
-        replies = backend.call("propose", {n: (zeros, None, 0.0, None) for n in self.names})
+    def start(self, backend: Backend, sizes: dict[str, int]) -> None:
+        """The communities' first proposal (no multiplier, no target) starts x and z.
+
+        ``sizes``: the length of each community's coupling vector.
+        """
+        replies = backend.call("propose", {n: ([0.0] * sizes[n], None, 0.0, None)
+                                           for n in self.names})
         _check_replies(replies)
         self.x = {n: replies[n]["x"] for n in self.names}
         self.z = {n: list(v) for n, v in self.x.items()}
-        self.nu = {n: np.zeros(self.n_periods) for n in self.names}
+        self.nu = {n: np.zeros(sizes[n]) for n in self.names}
 
 
 def _iterate(k: int, run: _Iterations, backend: Backend, coordinator: Coordinator,
@@ -315,11 +355,14 @@ def _iterate(k: int, run: _Iterations, backend: Backend, coordinator: Coordinato
     z_prev, run.z = run.z, step["z"]
     r, s, eps_pri, eps_dual = _residuals(run, z_prev, opts)
     t0 = time.perf_counter()
-    settlement = coordinator.settle(x)
+    w_range = {n: replies[n]["w_range_pu2"] for n in names if "w_range_pu2" in replies[n]}
+    settlement = coordinator.settle(x, w_range)
     if settlement.feasible:
-        run.iterates.append(Iterate(k, x, settlement))
+        run.iterates.append(Iterate(k, coordinator.exchanges(x), settlement,
+                                    w_mv=coordinator.assumed_voltages(x)))
     run.times["clearing"] += time.perf_counter() - t0
-    run.history.append({
+    voltage = settlement.voltage
+    row = {
         "iteration": k, "primal_residual": r, "dual_residual": s, "eps_primal": eps_pri,
         "eps_dual": eps_dual, "rho": rho,
         "community_bound": max(float(replies[n]["bound"]) for n in names),
@@ -327,28 +370,35 @@ def _iterate(k: int, run: _Iterations, backend: Backend, coordinator: Coordinato
         "community_step_s": t_community, "coordinator_step_s": t_coordinator,
         "steps_at_time_limit": sum(replies[n].get("status") == "time_limit"
                                    for n in names) + (step["status"] == "time_limit"),
-    })
+    }
+    if coordinator.voltage_coupled:  # how far the settled dispatch is from the ranges
+        row["voltage_violation_pu2"] = math.nan if voltage is None else voltage.violation_pu2
+        row["consistent"] = settlement.feasible
+    run.history.append(row)
     log.info("LDD-ADMM iteration %d: r=%.3g (eps %.3g) s=%.3g (eps %.3g) rho=%g", k, r,
              eps_pri, s, eps_dual, rho)
-    return r <= eps_pri and s <= eps_dual
+    # converged only at a consistent iterate: residuals within tolerance whose market
+    # clearing fails a community's voltage range go on
+    voltage_ok = voltage is None or voltage.ok
+    return r <= eps_pri and s <= eps_dual and voltage_ok
 
 
 def _residuals(run: _Iterations, z_prev: dict, opts: ADMMOptions):
     """Update ν; the primal and dual residuals and their tolerances (module docstring)."""
     names, rho = run.names, run.rho
-    xa = np.array([run.x[n] for n in names])
-    za = np.array([run.z[n] for n in names])
-    zp = np.array([z_prev[n] for n in names])
-    for i, n in enumerate(names):
-        run.nu[n] = run.nu[n] + rho * (xa[i] - za[i])
+    for n in names:
+        run.nu[n] = run.nu[n] + rho * (np.asarray(run.x[n]) - np.asarray(run.z[n]))
+    xa = np.concatenate([run.x[n] for n in names])  # every coordinate, MW or scaled pu²
+    za = np.concatenate([run.z[n] for n in names])
+    zp = np.concatenate([z_prev[n] for n in names])
     r = run.r = float(np.linalg.norm(xa - za))
     # the penalty's tangents cannot place z finer than their spacing h: changes of z below h
     # are the approximation's jitter, not a lack of convergence
     h = opts.penalty.resolution_mw
     dz = za - zp
     s = float(rho * np.linalg.norm(np.sign(dz) * np.maximum(np.abs(dz) - h, 0.0)))
-    nua = np.array([run.nu[n] for n in names])
-    n_coords = len(names) * run.n_periods
+    nua = np.concatenate([run.nu[n] for n in names])
+    n_coords = xa.size
     eps_pri = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * max(
         np.linalg.norm(xa), np.linalg.norm(za))
     eps_dual = math.sqrt(n_coords) * opts.eps_abs + opts.eps_rel * np.linalg.norm(nua)
@@ -412,8 +462,7 @@ def _result(case: Case, pricing: str, periods, backend: Backend, coordinator: Co
     message = {"optimal": "converged",
                "not_converged": f"not converged within {len(run.history)} iterations; the "
                                 f"best consistent solution found is reported",
-               "infeasible": run.failure or "no iterate's exchanges were feasible for the "
-                                            "follower"}[status]
+               "infeasible": run.failure or _no_iterate(run)}[status]
     result = SolveResult(case=case.name, method="ldd_admm", pricing=pricing,
                          start=str(periods[0]), periods=len(periods), step_h=case.step_h,
                          status=status, message=message, times_s=dict(run.times))
@@ -421,11 +470,48 @@ def _result(case: Case, pricing: str, periods, backend: Backend, coordinator: Co
     result.admm = AdmmDiagnostics(
         iterations=len(run.history), converged=bool(run.converged),
         backend=type(backend).__name__, workers=backend.workers,
-        coordinator_log=list(coordinator.log), community_busy_s=dict(busy) if busy else None)
+        coordinator_log=list(coordinator.log) + _voltage_log(coordinator, run, chosen),
+        community_busy_s=dict(busy) if busy else None)
     result.residuals = pd.DataFrame(run.history)
     if chosen is not None:
         _settle(result, case, pricing, periods, coordinator, chosen)
     return result
+
+
+def _no_iterate(run: _Iterations) -> str:
+    """Why no iterate is consistent."""
+    voltage = sum(1 for row in run.history if row.get("voltage_violation_pu2", 0.0) > 0.0
+                  and not row.get("consistent", True))
+    if voltage:
+        rest = len(run.history) - voltage
+        return (f"no iterate was consistent within {len(run.history)} iterations: at "
+                f"{voltage} of them the follower had no optimal dispatch meeting the "
+                f"fixed-model communities' MV-voltage ranges"
+                + (f", at {rest} no feasible dispatch at all" if rest else ""))
+    return "no iterate's exchanges were feasible for the follower"
+
+
+def _voltage_log(coordinator: Coordinator, run: _Iterations, chosen: Iterate | None
+                 ) -> list[str]:
+    """What the settlement did for the fixed-model communities (their MV voltage)."""
+    fixed = coordinator.voltage_coupled
+    if not fixed:
+        return []
+    scale = coordinator.coupling(fixed[0]).scale
+    failed = [row for row in run.history if not row.get("consistent", True)]
+    worst = max((row["voltage_violation_pu2"] for row in run.history
+                 if math.isfinite(row.get("voltage_violation_pu2", math.nan))), default=0.0)
+    lines = [f"voltage coupling: {', '.join(fixed)} (fixed-model transformers) agree on "
+             f"their MV-voltage profile too, as σ (w − w_ref) with σ = {scale:g} MW per "
+             f"pu²",
+             f"settlement: every iteration the follower's optimal dispatch was chosen (LP) "
+             f"to put the MV voltage at each of their buses into the range their schedule "
+             f"tolerates; {len(failed)} of {len(run.history)} iterates had none (not "
+             f"consistent, not choosable; largest violation {worst:.3g} pu²)"]
+    if chosen is not None and chosen.settlement.voltage is not None:
+        lines.append(f"chosen iterate {chosen.iteration}: "
+                     f"{chosen.settlement.voltage.message}")
+    return lines
 
 
 def _settle(result: SolveResult, case: Case, pricing: str, periods, coordinator: Coordinator,

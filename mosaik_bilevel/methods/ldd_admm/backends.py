@@ -29,6 +29,7 @@ from ...data.case import Community, CommunitySettings
 from ...errors import OptionsError
 from ...solvers.highs import SolverOptions
 from .agent import CommunityAgent
+from .coupling import VoltageCoupling
 from .step import PenaltySpec
 
 #: The only methods a backend forwards to a community.
@@ -45,6 +46,7 @@ class AgentSpec:
     tariff: pd.DataFrame | None
     options: SolverOptions
     penalty: PenaltySpec
+    coupling: VoltageCoupling | None = None  # the MV voltage's consensus (fixed model)
 
     @property
     def name(self) -> str:
@@ -52,7 +54,8 @@ class AgentSpec:
 
     def build(self) -> CommunityAgent:
         return CommunityAgent(self.community, self.settings, pricing=self.pricing,
-                              tariff=self.tariff, options=self.options, penalty=self.penalty)
+                              tariff=self.tariff, options=self.options, penalty=self.penalty,
+                              coupling=self.coupling)
 
 
 class Backend(ABC):
@@ -412,7 +415,7 @@ class DaskBackend(Backend):
         workers = list(self._client.scheduler_info()["workers"])
         futures = {s.name: self._client.submit(
             CommunityAgent, s.community, s.settings, pricing=s.pricing, tariff=s.tariff,
-            options=s.options, penalty=s.penalty, actor=True,
+            options=s.options, penalty=s.penalty, coupling=s.coupling, actor=True,
             workers=[workers[i % len(workers)]], key=f"community-{s.name}")
             for i, s in enumerate(specs)}
         self._actors = {name: f.result() for name, f in futures.items()}
