@@ -366,8 +366,8 @@ class Case:
             raise CaseError(src, "transformer_model", f"must be one of {TRANSFORMER_MODELS}, "
                                                       f"got {c.transformer_model!r}")
         self._check_transformer_voltage(c, src)
+        lv = c.lv_network  # checks the feeder's lines and transformer first
         c.transformer_link  # noqa: B018 -- its tap data are checked here
-        lv = c.lv_network
         for table, name in ((c.members, "members"), (c.pv, "pv"), (c.batteries, "batteries"),
                             (c.shiftable, "shiftable")):
             self._check_buses(table, lv, c.where(name))

@@ -104,6 +104,9 @@ def transformer_link(trafo: pd.Series, vn_mv_bus_kv: float, vn_lv_bus_kv: float,
         return default if math.isnan(value) else value
 
     sn = num("sn_mva") * max(num("parallel", 1.0), 1.0)
+    if not (math.isfinite(sn) and sn > 0):
+        raise CaseError(source, f"trafo {trafo.name}, field 'sn_mva'",
+                        f"must be a positive number, got {trafo.get('sn_mva')!r}")
     z_scale = (num("vn_lv_kv") / vn_lv_bus_kv) ** 2 / sn  # pu on 1 MVA at the LV bus
     vk, vkr = num("vk_percent") / 100.0, num("vkr_percent") / 100.0
     step = num("tap_step_percent", 0.0)
