@@ -204,6 +204,17 @@ def test_settlement_chooses_the_follower_optimum_the_communities_need(case):
     assert primal_violation(follower.model, dispatch)[0] <= 1e-7
     # here the LP's own dispatch would not do: the choice among optima matters
     assert np.any(w_max > w_at(lp.x) + 1e-6)
+    # with ranges that hold every voltage, the dispatch nearest the assumed voltages
+    wide = {a.name: [[0.0] * n, [9.0] * n] for a in agents}
+    s = coordinator.settle(x, wide)
+    assert s.feasible and s.voltage.violation_pu2 == 0.0
+
+    def distance(dispatch):  # Σ |w − w_assumed| over both communities (σ = 1, w_ref = 1)
+        return sum(np.abs(dispatch[follower.mv.w.ids[follower.mv.network.position.at[
+            c.mv_bus] - 1]] - (np.array(x[c.name][n:]) + 1.0)).sum() for c in case.communities)
+
+    assert distance(s.response.x) <= distance(lp.x) + 1e-9
+    assert distance(s.response.x) <= distance(dispatch) + 1e-9
     # settling exchanges alone (another method's, for their prices) checks no voltage
     assert coordinator.settle({k: v[:n] for k, v in x.items()}).voltage is None
 

@@ -326,8 +326,11 @@ class VoltageSelection:
     within the tolerance its MV voltages lie in every community's tolerated range, so each
     community's schedule keeps its LV band (:mod:`~mosaik_bilevel.methods.ldd_admm.coupling`):
     the iterate is bilevel feasible, and this is the optimistic choice of the follower's
-    response. Otherwise no optimal dispatch meets the ranges and the iterate is not
-    consistent. Its prices are not touched (any dual optimum pairs with any primal optimum).
+    response. Among those dispatches a second solve of the same LP (each ``v`` held at its
+    value) takes the one whose voltages are closest (``Σ |w − w_assumed|``) to what the
+    communities assumed, rather than an arbitrary vertex of the range. Otherwise no optimal
+    dispatch meets the ranges and the iterate is not consistent. Its prices are not touched
+    (any dual optimum pairs with any primal optimum).
     """
 
     def __init__(self, follower: Follower, buses: dict[str, int], options: SolverOptions,
@@ -355,8 +358,15 @@ class VoltageSelection:
         self._high = model.add_constraints("w_high", index, "<=", 0.0)
         model.add_terms(self._high.ids, self._w, 1.0)
         model.add_terms(self._high.ids, self._above.ids, -1.0)
-        model.add_objective(np.concatenate([self._below.ids.ravel(), self._above.ids.ravel()]),
-                            1.0)
+        # |w − w_assumed| <= d, for the second solve
+        self._distance = model.add_variables("distance_pu2", index, 0.0)
+        self._near = []
+        for name, sign in (("assumed_below", 1.0), ("assumed_above", -1.0)):
+            rows = model.add_constraints(name, index, ">=", 0.0)
+            model.add_terms(rows.ids, self._distance.ids, 1.0)
+            model.add_terms(rows.ids, self._w, sign)
+            self._near.append((rows, sign))
+        self._violations = np.concatenate([self._below.ids.ravel(), self._above.ids.ravel()])
         self._model, self._p = model, p
         self._solver = HighsSolver(SolverOptions(
             time_limit_s=options.time_limit_s, threads=options.threads, log=options.log,
@@ -375,14 +385,18 @@ class VoltageSelection:
         high = np.array([w_range[n][1] for n in self._names], dtype=float)
         model.set_rhs(self._low, low)
         model.set_rhs(self._high, high)
-        self._solver.update(model)
-        res = self._solver.solve(duals=False)
+        for block in (self._below, self._above):
+            model.set_bounds(block, 0.0, np.inf)
+        self._objective(violation=1.0, distance=0.0)
+        res = self._solve()
         if not res.status.ok or res.x is None:
             return response, VoltageCheck(
                 self._names, None, float("inf"), self._tolerance,
                 f"no dispatch chosen: the selection LP is {res.status.value}")
         x = res.x
         violation = float(max(x[self._below.ids].max(), x[self._above.ids].max(), 0.0))
+        if violation <= self._tolerance and all(n in assumed for n in self._names):
+            x = self._nearest(x, np.array([assumed[n] for n in self._names], dtype=float))
         w = x[self._w]
         chosen = dataclasses.replace(response, x=x[self._embedding.col_map])
         shift = max((float(np.max(np.abs(w[i] - np.asarray(assumed[n]))))
@@ -391,3 +405,23 @@ class VoltageSelection:
                    f"of {', '.join(self._names)} (largest violation {violation:.3g} pu², its "
                    f"voltages within {shift:.3g} pu² of those assumed)")
         return chosen, VoltageCheck(self._names, w, violation, self._tolerance, message)
+
+    def _objective(self, violation: float, distance: float) -> None:
+        self._model.set_objective_term("violation", self._violations, violation)
+        self._model.set_objective_term("distance", self._distance.ids.ravel(), distance)
+
+    def _solve(self):
+        self._solver.update(self._model)
+        return self._solver.solve(duals=False)
+
+    def _nearest(self, x: np.ndarray, assumed: np.ndarray) -> np.ndarray:
+        """The dispatch, with the violations found held, nearest the assumed voltages (the
+        first solve's ``x`` if the second fails)."""
+        model = self._model
+        for block in (self._below, self._above):
+            model.set_bounds(block, 0.0, x[block.ids] + 1e-12)
+        for rows, sign in self._near:
+            model.set_rhs(rows, sign * assumed)
+        self._objective(violation=0.0, distance=1.0)
+        res = self._solve()
+        return res.x if res.status.ok and res.x is not None else x
