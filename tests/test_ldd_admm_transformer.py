@@ -273,6 +273,15 @@ def test_a_community_and_the_coordinator_must_scale_the_voltage_alike(case):
         _agents_and_coordinator(case, voltage_scale=2.0)
 
 
+def test_the_miqp_penalty_is_refused_with_fixed_transformers(case):
+    """SCIP failed (LP solver error, or no answer) on the coordinator's first step here: a
+    clear refusal instead."""
+    pytest.importorskip("pyscipopt", reason="optional extra mosaik-bilevel[miqp]")
+    with pytest.raises(OptionsError, match="not available with fixed-model transformers"):
+        solve_ldd_admm(case, "dlmp", options=ADMMOptions(
+            penalty=PenaltySpec(miqp_solver="scip_direct")))
+
+
 @pytest.mark.parametrize("name, value", [("voltage_scale", 0.0),
                                          ("voltage_window_pu2", -1e-3),
                                          ("voltage_tolerance_pu2", math.nan)])

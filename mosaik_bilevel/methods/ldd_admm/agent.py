@@ -150,7 +150,10 @@ class CommunityAgent:
     def _add_voltage_coordinate(self, model: LinearModel, blocks, periods):
         """The consensus coordinate ``u = σ (w_mv − w_ref)`` as a column of its own."""
         coupling = self._coupling
-        u = model.add_variables(f"c[{self.name}].w_mv_coordinate", (periods,))
+        a = model.arrays  # the coordinate is bounded as w_mv is
+        u = model.add_variables(f"c[{self.name}].w_mv_coordinate", (periods,),
+                                coupling.coordinate(a.col_lower[blocks.w_mv.ids]),
+                                coupling.coordinate(a.col_upper[blocks.w_mv.ids]))
         row = model.add_constraints(f"c[{self.name}].w_mv_coordinate_def", (periods,), "==",
                                     -coupling.scale * coupling.reference_pu2)
         model.add_terms(row.ids, u.ids, 1.0)

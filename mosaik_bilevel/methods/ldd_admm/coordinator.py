@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ...data.case import Case
+from ...errors import OptionsError
 from ...model.big_m import SAFETY, follower_dual_big_m
 from ...model.follower import ExchangePoints, Follower, build_follower
 from ...model.kkt import KKTSystem, add_kkt, embed
@@ -197,6 +198,12 @@ class Coordinator:
         self._z, self._kkt = z, kkt
         self._fixed = {n: self.coupling(n) for n in self._names
                        if disclosed[n].get("transformer_model") == "fixed"}
+        if self._fixed and self._penalty_spec.miqp_solver:
+            raise OptionsError("miqp_solver", f"the exact quadratic penalty is not available "
+                               f"with fixed-model transformers ({', '.join(self._fixed)}): "
+                               f"SCIP failed on the coordinator's first step of a test case "
+                               f"(LP solver error, or no answer); leave it unset to use "
+                               f"HiGHS with the piecewise-linear penalty")
         for name, coupling in self._fixed.items():  # both sides must scale alike
             theirs = disclosed[name].get("voltage_coupling", {})
             ours = dataclasses.asdict(coupling)
@@ -233,11 +240,15 @@ class Coordinator:
             if coupling is None:
                 continue
             pos = int(position.at[int(self._buses[i])])
-            u = host.add_variables(f"w_mv_coordinate[{name}]", (periods,))
+            w = w_ids[pos - 1]  # bounded by the MV band: so is the coordinate
+            a = host.arrays
+            u = host.add_variables(f"w_mv_coordinate[{name}]", (periods,),
+                                   coupling.coordinate(a.col_lower[w]),
+                                   coupling.coordinate(a.col_upper[w]))
             row = host.add_constraints(f"w_mv_coordinate_def[{name}]", (periods,), "==",
                                        -coupling.scale * coupling.reference_pu2)
             host.add_terms(row.ids, u.ids, 1.0)
-            host.add_terms(row.ids, w_ids[pos - 1], -coupling.scale)
+            host.add_terms(row.ids, w, -coupling.scale)
             parts.append(u.ids)
         return np.concatenate(parts)
 
