@@ -19,6 +19,7 @@ import pandas as pd
 from mosaik_bilevel.data.case import Community, CommunitySettings
 from mosaik_bilevel.methods.ldd_admm.agent import CommunityAgent
 from mosaik_bilevel.methods.ldd_admm.backends import AgentSpec, Backend, check_method
+from mosaik_bilevel.methods.ldd_admm.coupling import VoltageCoupling
 from mosaik_bilevel.methods.ldd_admm.step import PenaltySpec
 from mosaik_bilevel.solvers.highs import SolverOptions
 
@@ -30,11 +31,13 @@ class AgentTerms:
     pricing: str
     options: dict
     penalty: dict
+    coupling: dict | None = None  # the MV voltage's consensus terms (fixed transformers)
 
     @classmethod
     def of(cls, spec: AgentSpec) -> AgentTerms:
         return cls(spec.pricing, dataclasses.asdict(spec.options),
-                   dataclasses.asdict(spec.penalty))
+                   dataclasses.asdict(spec.penalty),
+                   None if spec.coupling is None else dataclasses.asdict(spec.coupling))
 
     def build(self, community: Community, settings: CommunitySettings,
               tariff: pd.DataFrame | None) -> CommunityAgent:
@@ -42,7 +45,9 @@ class AgentTerms:
         return CommunityAgent(community, settings, pricing=self.pricing,
                               tariff=tariff if self.pricing == "tariff" else None,
                               options=SolverOptions(**self.options),
-                              penalty=PenaltySpec(**self.penalty))
+                              penalty=PenaltySpec(**self.penalty),
+                              coupling=None if self.coupling is None else VoltageCoupling(
+                                  **self.coupling))
 
 
 class RelayBackend(Backend):
