@@ -136,8 +136,7 @@ def _solve(args) -> int:
                      penalty=PenaltySpec(miqp_solver=args.miqp_solver))}
     try:
         result = solve(case, method, args.pricing, start=args.start, options=options,
-                       ac=args.ac, ac_correction=args.ac_correction,
-                       transformer=args.transformer, **extra)
+                       ac=args.ac, ac_correction=args.ac_correction, **extra)
     except CertificateError as exc:  # the rejected result is written, and exit code 1
         result = exc.result
     out = Path(args.out)

@@ -67,7 +67,3 @@ class ACBounds:
         old = self.s_max_factor.get(name)
         self.s_max_factor[name] = factors if old is None else old.mul(
             factors, fill_value=1.0)
-
-    @property
-    def empty(self) -> bool:
-        return not self.vm_min_pu and not self.s_max_factor

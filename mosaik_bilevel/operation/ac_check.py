@@ -100,33 +100,35 @@ class ACDetail:
 
     vm_pu: dict[str, pd.DataFrame] = field(default_factory=dict)
     trafo_loading_percent: pd.DataFrame | None = None
-    _columns: dict = field(default_factory=dict)
+    _vm: dict = field(default_factory=dict)  # key → {time: voltages of its buses}
+    _trafo: dict = field(default_factory=dict)  # time → loading per community
 
     def add(self, time, ac: ACNetwork, step) -> None:
         """Record one period's power flow."""
         vm = step.vm_pu if step.converged else pd.Series(dtype=float)
-        parts = {MV: ac.mv_buses}
-        parts.update({name: index for name, index in ac.lv_bus_index.items()})
-        for key, index in parts.items():
-            buses = index if isinstance(index, pd.Index) else index.index
-            merged = index if isinstance(index, pd.Index) else index.to_numpy()
-            self._columns.setdefault(key, {})[time] = vm.reindex(merged).to_numpy(
-                dtype=float) if len(vm) else np.full(len(buses), np.nan)
-            self._columns[key].setdefault("__buses__", list(buses))
-        loading = (step.trafo_loading_percent.reindex(ac.trafo_index.to_numpy()).to_numpy(
-            dtype=float) if step.converged else np.full(len(ac.trafo_index), np.nan))
-        self._columns.setdefault("__trafo__", {})[time] = pd.Series(
-            loading, index=ac.trafo_index.index)
+        for key, buses, merged in self._networks(ac):
+            self._vm.setdefault(key, (buses, {}))[1][time] = (
+                vm.reindex(merged).to_numpy(dtype=float) if len(vm)
+                else np.full(len(buses), np.nan))
+        trafos = ac.trafo_index
+        loading = (step.trafo_loading_percent.reindex(trafos.to_numpy()).to_numpy(dtype=float)
+                   if step.converged else np.full(len(trafos), np.nan))
+        self._trafo[time] = pd.Series(loading, index=trafos.index)
+
+    @staticmethod
+    def _networks(ac: ACNetwork):
+        """``(key, the case's bus ids, the merged net's bus ids)`` of every network."""
+        yield MV, list(ac.mv_buses), ac.mv_buses
+        for name, index in ac.lv_bus_index.items():
+            yield name, list(index.index), index.to_numpy()
 
     def finish(self) -> ACDetail:
         """Turn the recorded periods into the tables."""
-        for key, cols in self._columns.items():
-            if key == "__trafo__":
-                self.trafo_loading_percent = pd.DataFrame(cols).T
-                continue
-            buses = cols.pop("__buses__")
-            self.vm_pu[key] = pd.DataFrame(cols, index=pd.Index(buses, name="bus"))
-        self._columns = {}
+        for key, (buses, columns) in self._vm.items():
+            self.vm_pu[key] = pd.DataFrame(columns, index=pd.Index(buses, name="bus"))
+        if self._trafo:
+            self.trafo_loading_percent = pd.DataFrame(self._trafo).T
+        self._vm, self._trafo = {}, {}
         return self
 
 
